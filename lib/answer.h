@@ -1,0 +1,53 @@
+/* The answer for a city: from the city cache when fresh; otherwise one scrape however many
+ * requests wait for it (single-flight); the last good answer, marked stale, while a refresh
+ * runs (stale-while-revalidate) or when the refresh failed (stale-if-error). Every answer's
+ * body is serialized once per refresh and shared. */
+#ifndef MOVIESD_ANSWER_H
+#define MOVIESD_ANSWER_H
+
+#include <stddef.h>
+
+#include "util.h"
+
+struct scraper;
+struct config;
+struct metrics;
+
+struct answer {
+    int status;            /* 200, or an error status */
+    struct blob *body;     /* borrowed: take a reference to keep it */
+    const char *etag;      /* quoted ETag for 200 answers, else NULL */
+    long max_age;          /* Cache-Control max-age for 200 answers, -1 for errors */
+    long age;              /* seconds since the data was fetched (200 answers) */
+    long retry_after;      /* seconds, or -1 */
+};
+
+/* Called once with the answer for a waiting request (see answer_city). */
+typedef void (*answer_cb)(const struct answer *a, void *arg);
+
+struct answerer;
+struct answer_wait;
+
+/* scraper, config and metrics are borrowed; config is read live. */
+struct answerer *answerer_new(struct scraper *scraper, const struct config *config,
+                              struct metrics *metrics);
+void answerer_configure(struct answerer *a);   /* applies a changed cache bound */
+void answerer_free(struct answerer *a);        /* drops waiters without calling back */
+
+/* Answers for city (a valid slug). Returns NULL after filling *now when the answer is
+ * ready at once; otherwise returns a wait handle and calls cb later (never from inside
+ * answer_city). */
+struct answer_wait *answer_city(struct answerer *a, const char *city, struct answer *now,
+                                answer_cb cb, void *arg);
+/* Stops waiting: cb will not be called. */
+void answer_cancel(struct answer_wait *w);
+/* Answers every waiting request at once with an error (shutdown). */
+void answerer_fail_all(struct answerer *a, int status, const char *code, const char *message);
+
+size_t answerer_cached_cities(const struct answerer *a);
+size_t answerer_waiting(const struct answerer *a);
+
+/* An error body {"error": {"code": ..., "message": ...}} (new blob). */
+struct blob *answer_error_body(const char *code, const char *message);
+
+#endif

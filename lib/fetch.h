@@ -1,0 +1,61 @@
+/* Fetching pages from the upstream: libcurl's multi-socket API on the one libevent loop,
+ * with the politeness a scraper owes the site (per-host connection cap, spacing with jitter,
+ * requests per minute, FIFO queue), retries with backoff, and a breaker that stops all
+ * requests to a host that refused us. */
+#ifndef MOVIESD_FETCH_H
+#define MOVIESD_FETCH_H
+
+#include <stddef.h>
+
+struct event_base;
+struct config;
+struct metrics;
+struct fetcher;
+struct fetch_request;
+
+enum fetch_outcome {
+    FETCH_DONE,       /* a response arrived: see status (not a block: those are FETCH_BLOCKED) */
+    FETCH_TIMEOUT,    /* no complete answer within upstream_timeout, after retries */
+    FETCH_ERROR,      /* connection failure, truncated or undecodable body, after retries */
+    FETCH_TOO_LARGE,  /* the decoded body passed max_body_size */
+    FETCH_BLOCKED,    /* 403/418/429, a redirect off the upstream host, or the breaker is open */
+};
+
+struct fetch_response {
+    enum fetch_outcome outcome;
+    long status;          /* the last HTTP status, 0 if none */
+    const char *body;     /* borrowed for the callback's duration; NUL-terminated */
+    size_t len;
+    long retry_after;     /* seconds to wait before asking again (blocks), -1 if none */
+    const char *error;    /* human-readable reason when outcome != FETCH_DONE */
+};
+
+/* Called once per fetch_start() that returned a request, from the loop, never from inside
+ * fetch_start() or fetch_cancel(). */
+typedef void (*fetch_cb)(const struct fetch_response *response, void *arg);
+
+/* A fetcher for the upstream named in config (which it copies what it needs from). */
+struct fetcher *fetcher_new(struct event_base *base, const struct config *config,
+                            struct metrics *metrics);
+/* Applies changed limits and timeouts (SIGHUP). */
+void fetcher_configure(struct fetcher *f, const struct config *config);
+/* Cancels everything without calling back. Accepts NULL. */
+void fetcher_free(struct fetcher *f);
+
+/* Queues a GET of url. The callback is called exactly once unless fetch_cancel() is called
+ * first. Returns the request (borrowed; valid until its callback runs or it is cancelled). */
+struct fetch_request *fetch_start(struct fetcher *f, const char *url, fetch_cb cb, void *arg);
+/* Abandons a request: its callback will not be called. */
+void fetch_cancel(struct fetch_request *r);
+
+/* Opens the breaker for the upstream host, as a block seen in a page's content does. */
+void fetch_report_block(struct fetcher *f, const char *why);
+/* Seconds until the breaker closes; 0 when requests may go out. */
+long fetch_breaker_remaining(const struct fetcher *f);
+/* Requests waiting for their turn, and transfers under way. */
+size_t fetch_queue_length(const struct fetcher *f);
+size_t fetch_in_flight(const struct fetcher *f);
+/* The upstream's host name (borrowed). */
+const char *fetch_upstream_host(const struct fetcher *f);
+
+#endif

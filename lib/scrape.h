@@ -1,0 +1,43 @@
+/* One city's scrape: the listing page, then every movie page in parallel (through the
+ * fetcher's polite queue), movie records taken from and kept in a cache shared by all
+ * cities, and a movie page being fetched for one city awaited, not fetched again, by
+ * another. The result is the city's JSON document. */
+#ifndef MOVIESD_SCRAPE_H
+#define MOVIESD_SCRAPE_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+struct fetcher;
+struct config;
+
+struct scrape_error {
+    int status;          /* the API status to answer with: 404, 502, 503 or 504 */
+    const char *code;    /* unknown_city, upstream_error, upstream_changed, upstream_blocked, upstream_timeout */
+    char message[240];
+    long retry_after;    /* seconds, for upstream_blocked; -1 otherwise */
+};
+
+/* Exactly one of document (a new reference the callback owns) and error is non-NULL. */
+typedef void (*scrape_cb)(json_t *document, const struct scrape_error *error, void *arg);
+
+struct scraper;
+
+/* config is borrowed and read live (TTLs, upstream). */
+struct scraper *scraper_new(struct fetcher *fetcher, const struct config *config);
+/* Applies a changed cache bound. */
+void scraper_configure(struct scraper *s);
+/* Cancels every scrape without calling back. Accepts NULL. */
+void scraper_free(struct scraper *s);
+
+/* Starts scraping city (a valid slug). cb runs once, from the loop, never from inside
+ * scrape_city(). */
+void scrape_city(struct scraper *s, const char *city, scrape_cb cb, void *arg);
+
+size_t scraper_active(const struct scraper *s);       /* scrapes under way */
+size_t scraper_cached_movies(const struct scraper *s);
+
+/* The document's "source": <upstream>/cinema/later/<city>/ (new string). */
+char *scrape_listing_url(const struct config *config, const char *city);
+
+#endif
