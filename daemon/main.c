@@ -390,9 +390,12 @@ static int run_server(const struct options *opts, struct config *config)
     rc = 0;
     log_info("stopped");
 out:
-    scraper_free(s->scraper);      /* before the answerer: scrapes point at its refreshes */
-    answerer_free(s->answerer);
+    /* Nobody may stay suspended when MHD stops; then scrapes go before the answerer,
+     * whose refreshes they point at. */
+    answerer_fail_all(s->answerer, 503, "shutting_down", "the service is stopping; retry shortly");
     http_stop(s);
+    scraper_free(s->scraper);
+    answerer_free(s->answerer);
     fetcher_free(s->fetcher);
     metrics_free(s->metrics);
     if (d.watchdog)

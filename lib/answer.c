@@ -96,6 +96,22 @@ static void from_entry(const struct answerer *a, const struct city_entry *e, int
     out->retry_after = -1;
 }
 
+enum city_age answer_classify(double age, const struct config *config)
+{
+    double ttl = (double)config->listing_ttl;
+    if (age < ttl)
+        return CITY_FRESH;
+    if (config->stale_while_revalidate > 0 && age < ttl + (double)config->stale_while_revalidate &&
+        answer_stale_usable(age, config))
+        return CITY_REVALIDATE;
+    return CITY_EXPIRED;
+}
+
+int answer_stale_usable(double age, const struct config *config)
+{
+    return age <= (double)config->stale_max_age;
+}
+
 /* The refresh under way for city, or NULL. */
 static struct refresh *refresh_find(struct answerer *a, const char *city)
 {
@@ -144,7 +160,7 @@ static void refresh_done(json_t *doc, const struct scrape_error *err, void *arg)
         return;
     }
     struct city_entry *old = cache_get(a->cities, r->city);
-    if (old && clock_monotonic() - old->fetched <= (double)a->config->stale_max_age) {
+    if (old && answer_stale_usable(clock_monotonic() - old->fetched, a->config)) {
         log_warn("refreshing %s failed (%s): serving the answer from %.0f s ago", r->city,
                  err->code, clock_monotonic() - old->fetched);
         /* Counted per waiter: each of them gets a stale answer. */
@@ -185,22 +201,18 @@ struct answer_wait *answer_city(struct answerer *a, const char *city, struct ans
                                 answer_cb cb, void *arg)
 {
     struct city_entry *e = cache_get(a->cities, city);
-    if (e) {
-        double age = clock_monotonic() - e->fetched;
-        double ttl = (double)a->config->listing_ttl;
-        if (age < ttl) {
-            metrics_cache(a->metrics, CACHE_HIT);
-            from_entry(a, e, 0, now);
-            return NULL;
-        }
-        if (a->config->stale_while_revalidate > 0 &&
-            age < ttl + (double)a->config->stale_while_revalidate &&
-            age <= (double)a->config->stale_max_age) {
-            metrics_cache(a->metrics, CACHE_STALE);
-            refresh_start(a, city);
-            from_entry(a, e, 1, now);
-            return NULL;
-        }
+    switch (e ? answer_classify(clock_monotonic() - e->fetched, a->config) : CITY_EXPIRED) {
+    case CITY_FRESH:
+        metrics_cache(a->metrics, CACHE_HIT);
+        from_entry(a, e, 0, now);
+        return NULL;
+    case CITY_REVALIDATE:
+        metrics_cache(a->metrics, CACHE_STALE);
+        refresh_start(a, city);
+        from_entry(a, e, 1, now);
+        return NULL;
+    case CITY_EXPIRED:
+        break;
     }
     metrics_cache(a->metrics, CACHE_MISS);
     struct refresh *r = refresh_start(a, city);

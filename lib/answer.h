@@ -47,6 +47,16 @@ void answerer_fail_all(struct answerer *a, int status, const char *code, const c
 size_t answerer_cached_cities(const struct answerer *a);
 size_t answerer_waiting(const struct answerer *a);
 
+/* How a cached answer of a given age (seconds) may be used, under config's TTLs. */
+enum city_age {
+    CITY_FRESH,        /* serve it */
+    CITY_REVALIDATE,   /* serve it marked stale at once, and refresh in the background */
+    CITY_EXPIRED,      /* wait for a refresh */
+};
+enum city_age answer_classify(double age, const struct config *config);
+/* Whether an answer of this age may stand in, marked stale, for a failed refresh. */
+int answer_stale_usable(double age, const struct config *config);
+
 /* An error body {"error": {"code": ..., "message": ...}} (new blob). */
 struct blob *answer_error_body(const char *code, const char *message);
 

@@ -1,0 +1,693 @@
+/* The settings table and everything it drives.
+ *
+ * File format (config_load_file), chosen to be hard to get subtly wrong:
+ *   - one "key = value" per line; blank lines are ignored;
+ *   - a line whose first non-blank character is '#' is a comment. There are no trailing
+ *     comments: "listing_ttl = 600 # ten minutes" is an error (not a whole number), never
+ *     a silently different value, and a value such as a User-Agent may contain '#';
+ *   - keys and values are trimmed of surrounding blanks; a value wrapped in double quotes
+ *     has that one pair removed (no escapes inside), which keeps leading or trailing blanks
+ *     and lets config_print write any value back;
+ *   - a key given twice takes its last value, like a flag given twice;
+ *   - the first error stops the load and leaves the config untouched, so a bad SIGHUP
+ *     reload keeps the running settings whole.
+ * The environment loader is all-or-nothing too. Values from the environment and from flags
+ * are taken verbatim: no trimming, no quote stripping (the shell already did its quoting). */
+#include "config.h"
+
+#include "log.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ENV_PREFIX "MOVIESD_"
+/* Escaped values in messages are cut here: enough to recognise, short enough for a line. */
+#define VALUE_SHOWN_MAX 160
+
+#define INTEGER(key, lo, hi, def, unit_, live_, help_)                                       \
+    { .name = #key, .type = SETTING_INTEGER, .offset = offsetof(struct config, key),        \
+      .min = (lo), .max = (hi), .default_value = (def), .unit = (unit_), .live = (live_),   \
+      .help = (help_) }
+#define TEXT(key, type_, def, live_, help_)                                                  \
+    { .name = #key, .type = (type_), .offset = offsetof(struct config, key),                \
+      .default_value = (def), .live = (live_), .help = (help_) }
+
+const struct setting config_settings[] = {
+    TEXT(listen, SETTING_LISTEN, "127.0.0.1:8080", 0,
+         "Address and port the HTTP API listens on; port 0 picks a free port."),
+    TEXT(upstream, SETTING_URL, "https://movie.douban.com", 1,
+         "Base URL of the Douban movie site to scrape: scheme, host and optional port."),
+    TEXT(user_agent, SETTING_STRING,
+         "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+         "Chrome/120.0.0.0 Safari/537.36",
+         1, "User-Agent header sent with every upstream request."),
+    TEXT(log_level, SETTING_LOG_LEVEL, "info", 1,
+         "Least severe messages logged: error, warn, info or debug."),
+    INTEGER(max_host_connections, 0, 256, "4", NULL, 1,
+            "Most simultaneous upstream connections to one host; 0 turns the limit off."),
+    INTEGER(max_upstream_connections, 1, 1024, "16", NULL, 1,
+            "Most simultaneous upstream connections in total."),
+    INTEGER(upstream_timeout, 1, 600, "15", "seconds", 1,
+            "Time one upstream fetch may take, from connecting to the last byte."),
+    INTEGER(max_body_size, 1024, 1073741824, "4194304", "bytes", 1,
+            "Largest decoded upstream page accepted; a bigger page fails its fetch."),
+    INTEGER(listing_ttl, 1, 31536000, "600", "seconds", 1,
+            "How long a city's listing of movies stays fresh in the cache."),
+    INTEGER(detail_ttl, 1, 31536000, "86400", "seconds", 1,
+            "How long a movie's details stay fresh in the cache."),
+    INTEGER(cache_max_entries, 1, 1000000, "1000", NULL, 1,
+            "Most cities kept in the cache before old entries are evicted."),
+    INTEGER(stale_max_age, 0, 31536000, "604800", "seconds", 1,
+            "How long past its TTL an old answer may be served while the upstream fails; "
+            "0 never serves stale answers."),
+    INTEGER(stale_while_revalidate, 0, 31536000, "86400", "seconds", 1,
+            "How long past its TTL an old answer is served at once while a refresh runs; "
+            "0 makes requests wait for the refresh."),
+    INTEGER(min_request_interval_ms, 0, 60000, "100", "milliseconds", 1,
+            "Least time between the starts of two upstream requests; 0 turns the spacing off."),
+    INTEGER(max_requests_per_minute, 0, 100000, "90", NULL, 1,
+            "Most upstream requests started in any one minute; 0 turns the limit off."),
+    INTEGER(retries, 0, 10, "2", NULL, 1,
+            "Extra attempts made for a failed upstream request."),
+    INTEGER(block_backoff, 0, 86400, "600", "seconds", 1,
+            "Pause in upstream requests after Douban blocks us, doubled on each repeat; "
+            "0 turns the breaker off."),
+    INTEGER(block_backoff_max, 1, 604800, "21600", "seconds", 1,
+            "Longest pause the block backoff doubles up to."),
+    INTEGER(request_deadline, 1, 3600, "30", "seconds", 1,
+            "Longest an API request waits before it gets its answer or an error."),
+    INTEGER(drain_timeout, 0, 3600, "10", "seconds", 1,
+            "Time requests in flight get to finish on shutdown."),
+    INTEGER(max_connections, 1, 100000, "1024", NULL, 0,
+            "Most simultaneous API client connections."),
+    INTEGER(max_connections_per_ip, 0, 100000, "64", NULL, 0,
+            "Most simultaneous API connections from one client address; 0 turns the limit off."),
+    INTEGER(connection_timeout, 0, 3600, "30", "seconds", 0,
+            "Idle time after which an API client connection is closed; 0 keeps it open."),
+    INTEGER(connection_memory_limit, 4096, 16777216, "65536", "bytes", 0,
+            "Memory each API connection may use for its request headers and buffers."),
+};
+const size_t config_settings_count = sizeof config_settings / sizeof config_settings[0];
+
+/* Writes a formatted message to err, which may be NULL or empty. */
+static void __attribute__((format(printf, 3, 4)))
+set_error(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Escapes text from a file, a flag or the environment before it goes into a message. */
+static const char *shown(const char *value, char out[VALUE_SHOWN_MAX])
+{
+    return log_escape(value, strlen(value), out, VALUE_SHOWN_MAX);
+}
+
+/* The char * field of a string-like setting. */
+static char **string_field(struct config *c, const struct setting *s)
+{
+    return (char **)(void *)((char *)c + s->offset);
+}
+
+/* The long long field of an integer or log-level setting. */
+static long long *integer_field(struct config *c, const struct setting *s)
+{
+    return (long long *)(void *)((char *)c + s->offset);
+}
+
+/* The string value of a string-like setting, read only. */
+static const char *string_value(const struct config *c, const struct setting *s)
+{
+    return *(char *const *)(const void *)((const char *)c + s->offset);
+}
+
+/* The value of an integer or log-level setting, read only. */
+static long long integer_value(const struct config *c, const struct setting *s)
+{
+    return *(const long long *)(const void *)((const char *)c + s->offset);
+}
+
+/* Whether a setting keeps its value as an owned string. */
+static int is_string(const struct setting *s)
+{
+    return s->type == SETTING_STRING || s->type == SETTING_LISTEN || s->type == SETTING_URL;
+}
+
+/* Fills every setting with its default; a default that does not parse is a bug in the table. */
+void config_init(struct config *c)
+{
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < config_settings_count; i++) {
+        char err[256];
+        if (config_set(c, &config_settings[i], config_settings[i].default_value, "default",
+                       err, sizeof err) != 0) {
+            fprintf(stderr, "moviesd: bad default for %s: %s\n", config_settings[i].name, err);
+            abort();
+        }
+    }
+}
+
+/* Frees the strings and leaves every string NULL. */
+void config_free(struct config *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < config_settings_count; i++) {
+        if (is_string(&config_settings[i])) {
+            char **field = string_field(c, &config_settings[i]);
+            free(*field);
+            *field = NULL;
+        }
+    }
+}
+
+/* Deep copy: integers by value, strings duplicated. */
+void config_copy(struct config *dst, const struct config *src)
+{
+    memcpy(dst, src, sizeof *dst);
+    for (size_t i = 0; i < config_settings_count; i++) {
+        if (is_string(&config_settings[i])) {
+            char **field = string_field(dst, &config_settings[i]);
+            if (*field != NULL)
+                *field = xstrdup(*field);
+        }
+    }
+}
+
+/* Finds a setting by its key; NULL if there is none. */
+const struct setting *config_find(const char *name)
+{
+    for (size_t i = 0; i < config_settings_count; i++)
+        if (strcmp(config_settings[i].name, name) == 0)
+            return &config_settings[i];
+    return NULL;
+}
+
+/* Finds a setting by its flag spelling: dashes for underscores, and only that spelling. */
+const struct setting *config_find_flag(const char *flag)
+{
+    for (size_t i = 0; i < config_settings_count; i++) {
+        const char *n = config_settings[i].name, *f = flag;
+        while (*n != '\0' && *f == (*n == '_' ? '-' : *n)) {
+            n++;
+            f++;
+        }
+        if (*n == '\0' && *f == '\0')
+            return &config_settings[i];
+    }
+    return NULL;
+}
+
+/* Parses an integer setting, telling junk apart from a number out of bounds. */
+static int set_integer(struct config *c, const struct setting *s, const char *value,
+                       const char *source, char *err, size_t errlen)
+{
+    char buf[VALUE_SHOWN_MAX];
+    long long v;
+    if (parse_integer(value, s->min, s->max, &v) == 0) {
+        *integer_field(c, s) = v;
+        return 0;
+    }
+    /* parse_integer says only "no": all digits means the number itself was the problem. */
+    size_t digits = strspn(value, "0123456789");
+    if (digits > 0 && value[digits] == '\0')
+        set_error(err, errlen, "%s: %s is out of range %lld..%lld", source, shown(value, buf),
+                  s->min, s->max);
+    else
+        set_error(err, errlen, "%s: '%s' is not a whole number", source, shown(value, buf));
+    return -1;
+}
+
+/* Checks a user_agent-like string: non-empty and free of control characters, since it goes
+ * into an HTTP header and a control byte would split or corrupt it. */
+static int check_text(const char *value, const char *source, char *err, size_t errlen)
+{
+    char buf[VALUE_SHOWN_MAX];
+    if (value[0] == '\0') {
+        set_error(err, errlen, "%s: must not be empty", source);
+        return -1;
+    }
+    for (const unsigned char *p = (const unsigned char *)value; *p != '\0'; p++) {
+        if (*p < 0x20 || *p == 0x7F) {
+            set_error(err, errlen, "%s: '%s' contains a control character", source,
+                      shown(value, buf));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Whether text[0..len) is an IPv6 address literal (without brackets). */
+static int is_ipv6(const char *text, size_t len)
+{
+    char host[64];
+    unsigned char addr[16];
+    if (len == 0 || len >= sizeof host)
+        return 0;
+    memcpy(host, text, len);
+    host[len] = '\0';
+    return inet_pton(AF_INET6, host, addr) == 1;
+}
+
+/* Checks "HOST:PORT" where HOST is an IPv4 literal, [IPv6 literal] or localhost: the daemon
+ * binds it, so names other than localhost (which would need a resolver) are refused. */
+static int check_listen(const char *value, const char *source, char *err, size_t errlen)
+{
+    char buf[VALUE_SHOWN_MAX];
+    const char *port;
+    long long v;
+    int host_ok;
+
+    if (value[0] == '[') {
+        const char *close = strchr(value, ']');
+        host_ok = close != NULL && is_ipv6(value + 1, (size_t)(close - value - 1));
+        port = close != NULL && close[1] == ':' ? close + 2 : NULL;
+    } else {
+        const char *colon = strrchr(value, ':');
+        port = colon != NULL ? colon + 1 : NULL;
+        size_t hostlen = colon != NULL ? (size_t)(colon - value) : strlen(value);
+        char host[32];
+        unsigned char addr[4];
+        host_ok = 0;
+        if (hostlen < sizeof host) {
+            memcpy(host, value, hostlen);
+            host[hostlen] = '\0';
+            host_ok = strcmp(host, "localhost") == 0 || inet_pton(AF_INET, host, addr) == 1;
+        }
+    }
+    if (!host_ok) {
+        set_error(err, errlen,
+                  "%s: '%s' is not HOST:PORT with HOST an IPv4 address, [IPv6 address] or "
+                  "localhost",
+                  source, shown(value, buf));
+        return -1;
+    }
+    if (port == NULL || parse_integer(port, 0, 65535, &v) != 0) {
+        set_error(err, errlen, "%s: '%s' needs a port 0..65535 after the host", source,
+                  shown(value, buf));
+        return -1;
+    }
+    return 0;
+}
+
+/* Checks an upstream base URL and returns its normalised copy (no trailing slash), or NULL.
+ * Only scheme, host and port are allowed: the scraper appends its own paths. */
+static char *normalise_url(const char *value, const char *source, char *err, size_t errlen)
+{
+    char buf[VALUE_SHOWN_MAX];
+    const char *host;
+    if (strncmp(value, "http://", 7) == 0)
+        host = value + 7;
+    else if (strncmp(value, "https://", 8) == 0)
+        host = value + 8;
+    else {
+        set_error(err, errlen, "%s: '%s' must start with http:// or https://", source,
+                  shown(value, buf));
+        return NULL;
+    }
+
+    const char *end; /* just past the host */
+    if (host[0] == '[') {
+        const char *close = strchr(host, ']');
+        if (close == NULL || !is_ipv6(host + 1, (size_t)(close - host - 1))) {
+            set_error(err, errlen, "%s: '%s' has a bad IPv6 address", source, shown(value, buf));
+            return NULL;
+        }
+        end = close + 1;
+    } else {
+        end = host + strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                  "0123456789.-_");
+        if (end == host || host[0] == '.' || host[0] == '-') {
+            set_error(err, errlen, "%s: '%s' has no valid host name", source, shown(value, buf));
+            return NULL;
+        }
+    }
+
+    const char *rest = end;
+    if (*rest == ':') {
+        size_t digits = strspn(rest + 1, "0123456789");
+        char port[8];
+        long long v;
+        if (digits == 0 || digits >= sizeof port) {
+            set_error(err, errlen, "%s: '%s' has a bad port", source, shown(value, buf));
+            return NULL;
+        }
+        memcpy(port, rest + 1, digits);
+        port[digits] = '\0';
+        if (parse_integer(port, 1, 65535, &v) != 0) {
+            set_error(err, errlen, "%s: '%s' has a port out of range 1..65535", source,
+                      shown(value, buf));
+            return NULL;
+        }
+        rest += 1 + digits;
+    }
+    if (!(rest[0] == '\0' || (rest[0] == '/' && rest[1] == '\0'))) {
+        set_error(err, errlen,
+                  "%s: '%s' may only hold a scheme, a host and a port (no user, path or query)",
+                  source, shown(value, buf));
+        return NULL;
+    }
+    return xstrndup(value, (size_t)(rest - value));
+}
+
+/* Sets one setting from text; c is unchanged on error. */
+int config_set(struct config *c, const struct setting *s, const char *value, const char *source,
+               char *err, size_t errlen)
+{
+    char buf[VALUE_SHOWN_MAX];
+    char *copy = NULL;
+
+    if (value == NULL)
+        value = "";
+    switch (s->type) {
+    case SETTING_INTEGER:
+        return set_integer(c, s, value, source, err, errlen);
+    case SETTING_LOG_LEVEL: {
+        int level = log_level_parse(value);
+        if (level < 0) {
+            set_error(err, errlen, "%s: '%s' is not a log level (error, warn, info, debug)",
+                      source, shown(value, buf));
+            return -1;
+        }
+        *integer_field(c, s) = level;
+        return 0;
+    }
+    case SETTING_STRING:
+        if (check_text(value, source, err, errlen) != 0)
+            return -1;
+        copy = xstrdup(value);
+        break;
+    case SETTING_LISTEN:
+        if (check_listen(value, source, err, errlen) != 0)
+            return -1;
+        copy = xstrdup(value);
+        break;
+    case SETTING_URL:
+        copy = normalise_url(value, source, err, errlen);
+        if (copy == NULL)
+            return -1;
+        break;
+    }
+    char **field = string_field(c, s);
+    free(*field);
+    *field = copy;
+    return 0;
+}
+
+/* Returns s with blanks removed from both ends, in place. */
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+        s[--n] = '\0';
+    return s;
+}
+
+/* Applies one line of a config file to c; 0 for a setting, comment or blank line. */
+static int load_line(struct config *c, char *line, size_t len, const char *where, char *err,
+                     size_t errlen)
+{
+    char buf[VALUE_SHOWN_MAX];
+    if (strlen(line) != len) {
+        set_error(err, errlen, "%s: line contains a NUL byte", where);
+        return -1;
+    }
+    char *key = trim(line);
+    if (key[0] == '\0' || key[0] == '#')
+        return 0;
+    char *eq = strchr(key, '=');
+    if (eq == NULL) {
+        set_error(err, errlen, "%s: expected 'key = value'", where);
+        return -1;
+    }
+    *eq = '\0';
+    char *value = trim(eq + 1);
+    key = trim(key);
+    if (key[0] == '\0') {
+        set_error(err, errlen, "%s: expected 'key = value'", where);
+        return -1;
+    }
+    const struct setting *s = config_find(key);
+    if (s == NULL) {
+        set_error(err, errlen, "%s: unknown key '%s'", where, shown(key, buf));
+        return -1;
+    }
+    size_t vlen = strlen(value);
+    if (vlen >= 2 && value[0] == '"' && value[vlen - 1] == '"') {
+        value[vlen - 1] = '\0';
+        value++;
+    }
+    char *source = xasprintf("%s: %s", where, s->name);
+    int r = config_set(c, s, value, source, err, errlen);
+    free(source);
+    return r;
+}
+
+/* Reads a "key = value" file into c, all or nothing; the format is described at the top. */
+int config_load_file(struct config *c, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        set_error(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct config next;
+    config_copy(&next, c);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    unsigned long lineno = 0;
+    int r = 0;
+    while (r == 0 && (n = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        char *text = line;
+        size_t len = (size_t)n;
+        /* Some editors start a UTF-8 file with a byte order mark. */
+        if (lineno == 1 && len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) {
+            text += 3;
+            len -= 3;
+        }
+        char *where = xasprintf("%s:%lu", path, lineno);
+        r = load_line(&next, text, len, where, err, errlen);
+        free(where);
+    }
+    if (r == 0 && ferror(f)) {
+        set_error(err, errlen, "%s: %s", path, strerror(errno));
+        r = -1;
+    }
+    free(line);
+    fclose(f);
+    if (r == 0) {
+        config_free(c);
+        *c = next;
+    } else {
+        config_free(&next);
+    }
+    return r;
+}
+
+/* Applies every MOVIESD_<KEY> variable of envp to c, all or nothing. */
+int config_load_env(struct config *c, char *const envp[], char *err, size_t errlen)
+{
+    const size_t plen = sizeof ENV_PREFIX - 1;
+    char buf[VALUE_SHOWN_MAX];
+    struct config next;
+    int r = 0;
+
+    if (envp == NULL)
+        return 0;
+    config_copy(&next, c);
+    for (size_t i = 0; r == 0 && envp[i] != NULL; i++) {
+        const char *var = envp[i];
+        const char *eq = strchr(var, '=');
+        if (strncmp(var, ENV_PREFIX, plen) != 0 || eq == NULL)
+            continue;
+        char *name = xstrndup(var, (size_t)(eq - var));
+        if (strcmp(name, ENV_PREFIX "CONFIG") == 0) {
+            free(name);
+            continue;
+        }
+        /* Only the upper-case spelling counts: MOVIESD_listing_ttl is a mistake to report. */
+        char *key = xstrdup(name + plen);
+        int spelled_ok = key[0] != '\0';
+        for (char *k = key; *k != '\0'; k++) {
+            if (*k >= 'A' && *k <= 'Z')
+                *k = (char)(*k - 'A' + 'a');
+            else if (!((*k >= '0' && *k <= '9') || *k == '_'))
+                spelled_ok = 0;
+        }
+        const struct setting *s = spelled_ok ? config_find(key) : NULL;
+        if (s == NULL) {
+            set_error(err, errlen, "environment %s: unknown setting", shown(name, buf));
+            r = -1;
+        } else {
+            r = config_set(&next, s, eq + 1, name, err, errlen);
+        }
+        free(key);
+        free(name);
+    }
+    if (r == 0) {
+        config_free(c);
+        *c = next;
+    } else {
+        config_free(&next);
+    }
+    return r;
+}
+
+/* Writes a setting's value as config_load_file reads it back. */
+static void print_value(const struct config *c, const struct setting *s, FILE *out)
+{
+    if (s->type == SETTING_INTEGER) {
+        fprintf(out, "%lld", integer_value(c, s));
+    } else if (s->type == SETTING_LOG_LEVEL) {
+        long long level = integer_value(c, s);
+        fputs(log_level_name((enum log_level)level), out);
+    } else {
+        const char *v = string_value(c, s) != NULL ? string_value(c, s) : "";
+        size_t n = strlen(v);
+        /* Quotes only where trimming or quote stripping would change the value. */
+        int quote = n == 0 || v[0] == ' ' || v[0] == '\t' || v[n - 1] == ' ' ||
+                    v[n - 1] == '\t' || (n >= 2 && v[0] == '"' && v[n - 1] == '"');
+        if (quote)
+            fprintf(out, "\"%s\"", v);
+        else
+            fputs(v, out);
+    }
+}
+
+/* Writes "key = value" for every setting: the effective configuration, loadable as a file. */
+void config_print(const struct config *c, FILE *out)
+{
+    for (size_t i = 0; i < config_settings_count; i++) {
+        fprintf(out, "%s = ", config_settings[i].name);
+        print_value(c, &config_settings[i], out);
+        fputc('\n', out);
+    }
+}
+
+/* The placeholder shown after a flag in --help. */
+static void metavar(const struct setting *s, char *out, size_t outlen)
+{
+    const char *m = "VALUE";
+    switch (s->type) {
+    case SETTING_INTEGER:
+        m = s->unit != NULL ? s->unit : "N";
+        break;
+    case SETTING_LOG_LEVEL:
+        m = "LEVEL";
+        break;
+    case SETTING_LISTEN:
+        m = "HOST:PORT";
+        break;
+    case SETTING_URL:
+        m = "URL";
+        break;
+    case SETTING_STRING:
+        m = "TEXT";
+        break;
+    }
+    size_t i = 0;
+    for (; m[i] != '\0' && i + 1 < outlen; i++)
+        out[i] = (m[i] >= 'a' && m[i] <= 'z') ? (char)(m[i] - 'a' + 'A') : m[i];
+    out[i] = '\0';
+}
+
+/* Writes the flag spelling of a setting's name (without the leading dashes). */
+static void flag_name(const struct setting *s, char *out, size_t outlen)
+{
+    size_t i = 0;
+    for (; s->name[i] != '\0' && i + 1 < outlen; i++)
+        out[i] = s->name[i] == '_' ? '-' : s->name[i];
+    out[i] = '\0';
+}
+
+/* Writes the environment spelling of a setting's name. */
+static void env_name(const struct setting *s, char *out, size_t outlen)
+{
+    size_t o = (size_t)snprintf(out, outlen, "%s", ENV_PREFIX);
+    for (const char *p = s->name; *p != '\0' && o + 1 < outlen; p++)
+        out[o++] = (*p >= 'a' && *p <= 'z') ? (char)(*p - 'a' + 'A') : *p;
+    out[o] = '\0';
+}
+
+/* Writes one line per setting: "  --flag METAVAR   help (default X)", help aligned. */
+void config_print_help(FILE *out)
+{
+    char flag[64], meta[32];
+    int width = 0;
+    for (size_t i = 0; i < config_settings_count; i++) {
+        flag_name(&config_settings[i], flag, sizeof flag);
+        metavar(&config_settings[i], meta, sizeof meta);
+        int w = (int)(strlen(flag) + strlen(meta)) + 4; /* "  --" before, one blank between */
+        if (w > width)
+            width = w;
+    }
+    for (size_t i = 0; i < config_settings_count; i++) {
+        const struct setting *s = &config_settings[i];
+        flag_name(s, flag, sizeof flag);
+        metavar(s, meta, sizeof meta);
+        int w = (int)(strlen(flag) + strlen(meta)) + 4;
+        const char *q = s->type == SETTING_STRING ? "\"" : "";
+        fprintf(out, "  --%s %s%*s   %s (default %s%s%s)\n", flag, meta, width - w, "", s->help, q,
+                s->default_value, q);
+    }
+}
+
+/* Writes text as a Markdown table cell: '|' would end the cell early. */
+static void md_cell(const char *text, FILE *out)
+{
+    for (; *text != '\0'; text++) {
+        if (*text == '|')
+            fputc('\\', out);
+        fputc(*text, out);
+    }
+}
+
+/* Writes the settings as the README's Markdown table. */
+void config_print_markdown(FILE *out)
+{
+    char flag[64], env[64];
+    fputs("| Key | Flag | Environment | Default | Range | Live reload | Description |\n", out);
+    fputs("|---|---|---|---|---|---|---|\n", out);
+    for (size_t i = 0; i < config_settings_count; i++) {
+        const struct setting *s = &config_settings[i];
+        flag_name(s, flag, sizeof flag);
+        env_name(s, env, sizeof env);
+        fprintf(out, "| `%s` | `--%s` | `%s` | `", s->name, flag, env);
+        md_cell(s->default_value, out);
+        fputs("` | ", out);
+        switch (s->type) {
+        case SETTING_INTEGER:
+            fprintf(out, "%lld..%lld%s%s", s->min, s->max, s->unit != NULL ? " " : "",
+                    s->unit != NULL ? s->unit : "");
+            break;
+        case SETTING_LOG_LEVEL:
+            fputs("error, warn, info, debug", out);
+            break;
+        case SETTING_LISTEN:
+            fputs("HOST:PORT; HOST an IPv4 address, [IPv6 address] or localhost", out);
+            break;
+        case SETTING_URL:
+            fputs("http:// or https:// URL, no path", out);
+            break;
+        case SETTING_STRING:
+            fputs("non-empty text", out);
+            break;
+        }
+        fprintf(out, " | %s | ", s->live ? "yes" : "no (restart)");
+        md_cell(s->help, out);
+        fputs(" |\n", out);
+    }
+}
