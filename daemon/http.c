@@ -210,12 +210,17 @@ static void deadline_passed(evutil_socket_t fd, short what, void *arg)
 static struct MHD_Response *handle_movies(struct request *rq)
 {
     struct server *s = rq->server;
-    const char *city = MHD_lookup_connection_value(rq->connection, MHD_GET_ARGUMENT_KIND, "city");
+    const char *city = NULL;
+    size_t city_len = 0;
+    /* With its length: a %00 inside the value must not cut it short. */
+    if (MHD_lookup_connection_value_n(rq->connection, MHD_GET_ARGUMENT_KIND, "city", 4, &city,
+                                      &city_len) != MHD_YES)
+        city = NULL;
     if (city == NULL) {
         rq->status = MHD_HTTP_BAD_REQUEST;
         return error_response(rq, "missing_city", "the query parameter 'city' is required", -1);
     }
-    if (!douban_city_valid(city)) {
+    if (city_len != strlen(city) || !douban_city_valid(city)) {
         rq->status = MHD_HTTP_BAD_REQUEST;
         return error_response(rq, "invalid_city", "'city' must be 1 to 32 letters a-z, e.g. 'beijing'", -1);
     }
@@ -484,13 +489,13 @@ int http_start(struct server *s, int listen_fd, char *bound, size_t boundlen, ch
     const struct config *c = &s->config;
     h->mhd = MHD_start_daemon(
         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, s,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)c->max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)c->max_connections_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)c->connection_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)c->connection_memory_limit,
         MHD_OPTION_NOTIFY_COMPLETED, completed, s,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
         MHD_OPTION_END);
     if (h->mhd == NULL) {
         snprintf(err, errlen, "cannot start the HTTP server on %s", bound);

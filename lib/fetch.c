@@ -11,6 +11,7 @@
 
 #include <curl/curl.h>
 #include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -288,13 +289,16 @@ static double window_wait(const struct fetcher *f, double now)
 static void complete(struct fetch_request *r, enum fetch_outcome outcome, long status, const char *error)
 {
     struct fetcher *f = r->fetcher;
+    /* error may point into r, which is freed before the callback runs. */
+    char why[CURL_ERROR_SIZE];
+    snprintf(why, sizeof why, "%s", error ? error : "");
     struct fetch_response resp = {
         .outcome = outcome,
         .status = status,
         .body = r->body ? r->body : "",
         .len = r->len,
         .retry_after = -1,
-        .error = error,
+        .error = why,
     };
     if (outcome == FETCH_BLOCKED) {
         long left = fetch_breaker_remaining(f);

@@ -71,4 +71,7 @@ json_t *movie_json(const struct listing_item *item, const json_t *detail,
  * fetched_at's day (UTC+8, Douban's time) and less than a year after. 0, or -1 if unparseable. */
 int movie_listing_date_iso(const char *mmdd, time_t fetched_at, char out[11]);
 
+/* Parses a listing date: exactly "MM月DD日", month 01-12, day 01-31. 0, or -1. */
+int movie_parse_listing_date(const char *s, int *month, int *day);
+
 #endif

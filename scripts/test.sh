@@ -1,0 +1,24 @@
+#!/bin/sh
+# The whole test suite, as README.md gives it and .ci/run runs it: a normal build and an
+# ASan+UBSan build, each warning-free and each running every CTest test.
+set -eu
+cd "$(dirname "$0")/.."
+jobs=$(nproc 2>/dev/null || echo 2)
+extra=
+# CI has the real Douban pages beside the clone; there their absence is an error.
+[ -n "${CI:-}" ] && extra="-DMOVIESD_REQUIRE_REAL_PAGES=ON"
+
+for variant in build:OFF build-asan:ON; do
+    dir=${variant%%:*}
+    sanitize=${variant##*:}
+    echo "== $dir (sanitizers $sanitize)"
+    # shellcheck disable=SC2086
+    cmake -S . -B "$dir" -DMOVIESD_SANITIZE="$sanitize" -DMOVIESD_WERROR=ON $extra
+    cmake --build "$dir" -j "$jobs"
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        ctest --test-dir "$dir" --output-on-failure -j "$jobs" --timeout 600
+done
+
+# The container image, built and run for real (rootful podman; minutes, so once).
+echo "== container"
+bash tests/deploy/container.sh

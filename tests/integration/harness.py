@@ -1,0 +1,636 @@
+"""Integration test harness: runs the real moviesd against tests/fake_upstream.py.
+
+    from harness import *
+
+    @test
+    def healthz():
+        with scenario() as (fake, d):
+            r = d.get("/healthz")
+            expect_eq(r.status, 200)
+
+    if __name__ == "__main__":
+        run(deadline=120)
+
+Every daemon is started as `$TEST_DAEMON_BIN --listen 127.0.0.1:0 --upstream <fake> [flags]`, its
+stderr read on a thread (all lines kept: d.lines()), and killed by PID when the block ends
+(and at exit). Polling with a deadline (wait_until) replaces sleeps. Python 3.11 stdlib only.
+"""
+
+import atexit
+import calendar
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TESTS = os.path.dirname(HERE)
+REPO = os.path.dirname(TESTS)
+sys.path.insert(0, TESTS)
+
+import fake_upstream  # noqa: E402
+from fake_upstream import (FakeDouban, MOVIE_KEYS, OFFHOST_IDS, SIDEBAR_IDS,  # noqa: E402,F401
+                           city_ids, expected_listing_only, expected_movie, movie_spec)
+
+# Politeness spacing off: most tests are about behaviour, not pacing.
+FAST = ["--min-request-interval-ms", "0", "--max-requests-per-minute", "0"]
+START_TIMEOUT = 10.0
+SANITIZER_RE = re.compile(r"ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:|"
+                          r"SUMMARY: \w+Sanitizer")
+HTTP_TIMEOUT = 30.0
+
+
+class TestFailure(AssertionError):
+    pass
+
+
+# ----------------------------------------------------------------------------------------
+# Assertions and polling
+# ----------------------------------------------------------------------------------------
+
+def expect(cond, msg="expectation failed"):
+    if not cond:
+        raise TestFailure(msg)
+
+
+def expect_eq(actual, expected, msg=""):
+    if actual != expected:
+        raise TestFailure("%s%sexpected %r, got %r" % (msg, ": " if msg else "", expected, actual))
+
+
+def wait_until(pred, timeout, msg="condition", interval=0.01):
+    """Polls pred() until it returns a true value (returned) or timeout seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise TestFailure("timed out after %.1fs waiting for %s" % (timeout, msg))
+        time.sleep(interval)
+
+
+# ----------------------------------------------------------------------------------------
+# Processes
+# ----------------------------------------------------------------------------------------
+
+_children = set()
+_children_lock = threading.Lock()
+
+
+def _track(proc):
+    with _children_lock:
+        _children.add(proc)
+
+
+def _untrack(proc):
+    with _children_lock:
+        _children.discard(proc)
+
+
+def kill_children():
+    """Kills (SIGKILL) and reaps every process the harness started that is still alive."""
+    with _children_lock:
+        procs = list(_children)
+    for p in procs:
+        if p.poll() is None:
+            try:
+                os.kill(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        _untrack(p)
+
+
+atexit.register(kill_children)
+
+
+def moviesd_bin():
+    path = os.environ.get("TEST_DAEMON_BIN") or os.path.join(REPO, "build", "moviesd")
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise TestFailure("moviesd binary not found or not executable: %s (set TEST_DAEMON_BIN)" % path)
+    return path
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.header_list = headers                       # [(name, value)] as received
+        self.headers = {k.lower(): v for k, v in headers}  # last wins
+        self.body = body
+
+    def json(self):
+        try:
+            return json.loads(self.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+            raise TestFailure("body is not JSON (%s): %r" % (e, self.body[:300]))
+
+    def __repr__(self):
+        return "Response(%d, %r)" % (self.status, self.body[:200])
+
+
+def http_request(port, method, path, headers=None, body=None, timeout=HTTP_TIMEOUT):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        data = r.read()
+        return Response(r.status, r.getheaders(), data)
+    finally:
+        conn.close()
+
+
+def http_get(port, path, headers=None, timeout=HTTP_TIMEOUT):
+    """(status, headers dict lower-case, body bytes) of GET path."""
+    r = http_request(port, "GET", path, headers, timeout=timeout)
+    return r.status, r.headers, r.body
+
+
+def get_json(port, path, headers=None, timeout=HTTP_TIMEOUT):
+    r = http_request(port, "GET", path, headers, timeout=timeout)
+    return r.status, r.json()
+
+
+def raw_request(port, data, timeout=HTTP_TIMEOUT):
+    """Sends raw bytes, returns every byte received until the server closes."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(data)
+        chunks = []
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            chunks.append(b)
+        return b"".join(chunks)
+    finally:
+        s.close()
+
+
+class Daemon:
+    """One moviesd process. Output lines are kept (self.lines()) for assertions."""
+
+    def __init__(self, args, env=None):
+        self.args = [moviesd_bin()] + list(args)
+        self.env = env
+        self.proc = None
+        self.port = None
+        self._lines = []            # (stream, text)
+        self._cond = threading.Condition()
+        self._readers = []
+
+    def start(self, wait_listening=True):
+        env = dict(os.environ)
+        env.pop("JOURNAL_STREAM", None)
+        env.pop("NOTIFY_SOCKET", None)
+        env.pop("LISTEN_PID", None)
+        env.pop("LISTEN_FDS", None)
+        for k in list(env):
+            if k.startswith("MOVIESD_") and k != "TEST_DAEMON_BIN":
+                env.pop(k)
+        env.pop("TEST_DAEMON_BIN", None)
+        if self.env:
+            env.update(self.env)
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=env)
+        _track(self.proc)
+        for name, stream in (("stderr", self.proc.stderr), ("stdout", self.proc.stdout)):
+            t = threading.Thread(target=self._reader, args=(name, stream), daemon=True)
+            t.start()
+            self._readers.append(t)
+        if wait_listening:
+            m = self.wait_for_line(r"listening on 127\.0\.0\.1:(\d+)", START_TIMEOUT,
+                                   stop_on_exit=True)
+            if not m:
+                raise TestFailure("moviesd did not report 'listening on 127.0.0.1:PORT' within "
+                                  "%.0fs (exit status %r)\n%s"
+                                  % (START_TIMEOUT, self.proc.poll(), self.output_tail()))
+            self.port = int(m.group(1))
+        return self
+
+    def _reader(self, name, stream):
+        for raw in iter(stream.readline, b""):
+            text = raw.decode("utf-8", "replace").rstrip("\r\n")
+            with self._cond:
+                self._lines.append((name, text))
+                self._cond.notify_all()
+        with self._cond:
+            self._lines.append((name, None))    # EOF marker
+            self._cond.notify_all()
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def lines(self, stream="stderr"):
+        with self._cond:
+            return [t for s, t in self._lines if s == stream and t is not None]
+
+    def mark(self, stream="stderr"):
+        """A position in the output: later waits/finds can start there."""
+        return len(self.lines(stream))
+
+    def _eof(self, stream):
+        return any(s == stream and t is None for s, t in self._lines)
+
+    def wait_for_line(self, pattern, timeout, start=0, stream="stderr", stop_on_exit=True):
+        """The re.search match of the first line from index start matching pattern, or None
+        after timeout (or, with stop_on_exit, once the stream has ended)."""
+        found = self.wait_for_line_index(pattern, timeout, start, stream, stop_on_exit)
+        return found[1] if found else None
+
+    def wait_for_line_index(self, pattern, timeout, start=0, stream="stderr", stop_on_exit=True):
+        """(index, match) of the first line from index start matching pattern, or None."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                lines = [t for s, t in self._lines if s == stream and t is not None]
+                for i in range(start, len(lines)):
+                    m = rx.search(lines[i])
+                    if m:
+                        return i, m
+                left = deadline - time.monotonic()
+                if left <= 0 or (stop_on_exit and self._eof(stream)):
+                    return None
+                self._cond.wait(min(left, 0.1))
+
+    def find_lines(self, pattern, start=0, stream="stderr"):
+        rx = re.compile(pattern)
+        return [l for l in self.lines(stream)[start:] if rx.search(l)]
+
+    def output_tail(self, n=60):
+        """The last n output lines; a sanitizer report is shown from its start."""
+        with self._cond:
+            lines = ["[%s] %s" % (s, t) for s, t in self._lines if t is not None]
+        first = next((i for i, l in enumerate(lines) if SANITIZER_RE.search(l)), None)
+        if first is not None and first < len(lines) - n:
+            head = lines[max(0, first - 2):first + 40]
+            return "\n".join(head + ["[...]"] + lines[-n:])
+        return "\n".join(lines[-n:])
+
+    def sanitizer_report(self):
+        """The first lines of an ASan/UBSan/LSan report in the output, or None."""
+        lines = self.lines()
+        first = next((i for i, l in enumerate(lines) if SANITIZER_RE.search(l)), None)
+        return None if first is None else "\n".join(lines[first:first + 25])
+
+    # -- HTTP --------------------------------------------------------------------------
+    def request(self, method, path, headers=None, body=None, timeout=HTTP_TIMEOUT):
+        return http_request(self.port, method, path, headers, body, timeout)
+
+    def get(self, path, headers=None, timeout=HTTP_TIMEOUT):
+        return http_request(self.port, "GET", path, headers, timeout=timeout)
+
+    def head(self, path, headers=None, timeout=HTTP_TIMEOUT):
+        return http_request(self.port, "HEAD", path, headers, timeout=timeout)
+
+    def get_json(self, path, headers=None, timeout=HTTP_TIMEOUT):
+        return get_json(self.port, path, headers, timeout)
+
+    # -- process -----------------------------------------------------------------------
+    def signal(self, sig):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+
+    def wait(self, timeout):
+        """Exit status, or raises TestFailure if still running after timeout."""
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise TestFailure("moviesd (pid %d) still running after %.1fs" % (self.pid, timeout))
+        for t in self._readers:
+            t.join(2)
+        return rc
+
+    def stop(self, timeout=10.0):
+        """SIGTERM and wait; SIGKILL if it does not exit in time. Returns the exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise TestFailure("moviesd did not exit within %.1fs of SIGTERM" % timeout)
+        rc = self.proc.wait()
+        for t in self._readers:
+            t.join(2)
+        _untrack(self.proc)
+        return rc
+
+    def kill(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait()
+        for t in self._readers:
+            t.join(2)
+        _untrack(self.proc)
+
+    def rss_peak_kib(self):
+        """VmHWM of the running process in KiB (Linux), or None."""
+        try:
+            with open("/proc/%d/status" % self.pid) as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1])
+        except OSError:
+            return None
+        return None
+
+
+def daemon_args(fake, flags=(), fast=True):
+    args = ["--listen", "127.0.0.1:0", "--upstream", fake.base_url]
+    if fast:
+        args += FAST
+    return args + list(flags)
+
+
+class running:
+    """with running(fake, flags) as d: a started daemon, stopped (SIGTERM, then SIGKILL) and
+    reaped at the end; on failure inside the block its output is printed. With check_exit
+    (the default) the block fails if the daemon's exit status is not 0 (SIGTERM must exit 0;
+    sanitizer builds exit non-zero on leaks) or its output holds a sanitizer report."""
+
+    def __init__(self, fake, flags=(), fast=True, env=None, check_exit=True):
+        self.daemon = Daemon(daemon_args(fake, flags, fast), env)
+        self.check_exit = check_exit
+
+    def __enter__(self):
+        try:
+            return self.daemon.start()
+        except BaseException:
+            self._dump()
+            self.daemon.kill()
+            raise
+
+    def _dump(self):
+        sys.stdout.write("---- moviesd output (pid %s, last lines) ----\n%s\n----\n"
+                         % (self.daemon.proc.pid if self.daemon.proc else "?",
+                            self.daemon.output_tail()))
+
+    def __exit__(self, exc_type, exc, tb):
+        rc = None
+        try:
+            if self.daemon.proc is not None and self.daemon.proc.poll() is None:
+                try:
+                    rc = self.daemon.stop(10)
+                except TestFailure:
+                    if exc_type is None:
+                        raise
+            else:
+                rc = self.daemon.proc.poll() if self.daemon.proc else None
+                self.daemon.kill()
+        finally:
+            if exc_type is not None:
+                self._dump()
+        if exc_type is None:
+            report = self.daemon.sanitizer_report()
+            if report:
+                self._dump()
+                raise TestFailure("sanitizer report in moviesd's output:\n" + report)
+            if self.check_exit and rc != 0:
+                self._dump()
+                raise TestFailure("moviesd exited with status %r (expected 0 after SIGTERM)" % rc)
+        return False
+
+
+class scenario:
+    """with scenario(flags, cities=..., setup=fn) as (fake, d): a fresh fake upstream and a
+    daemon pointed at it; both are stopped at the end."""
+
+    def __init__(self, flags=(), fast=True, cities=None, movies=None, env=None, setup=None,
+                 check_exit=True):
+        kw = {}
+        if cities is not None:
+            kw["cities"] = cities
+        if movies is not None:
+            kw["default_movies"] = movies
+        self.fake = FakeDouban(**kw)
+        self.flags = flags
+        self.fast = fast
+        self.env = env
+        self.setup = setup
+        self.check_exit = check_exit
+        self._running = None
+
+    def __enter__(self):
+        self.fake.start()
+        try:
+            if self.setup:
+                self.setup(self.fake)
+            self._running = running(self.fake, self.flags, self.fast, self.env, self.check_exit)
+            d = self._running.__enter__()
+        except BaseException:
+            self.fake.stop()
+            raise
+        return self.fake, d
+
+    def __exit__(self, *exc):
+        try:
+            return self._running.__exit__(*exc)
+        finally:
+            self.fake.stop()
+
+
+def run_cli(args, timeout=60.0, env=None):
+    """Runs moviesd with args to completion: (exit status, stdout text, stderr text)."""
+    e = dict(os.environ)
+    for k in list(e):
+        if k.startswith("MOVIESD_"):
+            e.pop(k)
+    if env:
+        e.update(env)
+    p = subprocess.Popen([moviesd_bin()] + list(args), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e)
+    _track(p)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        raise TestFailure("moviesd %s did not finish within %.0fs; stderr:\n%s"
+                          % (" ".join(args), timeout, err.decode("utf-8", "replace")[-3000:]))
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        _untrack(p)
+    err_text = err.decode("utf-8", "replace")
+    m = SANITIZER_RE.search(err_text)
+    if m:
+        raise TestFailure("sanitizer report from moviesd %s:\n%s"
+                          % (" ".join(args), err_text[max(0, m.start() - 200):][:3000]))
+    return p.returncode, out.decode("utf-8", "replace"), err_text
+
+
+# ----------------------------------------------------------------------------------------
+# Contract checks shared by the scripts
+# ----------------------------------------------------------------------------------------
+
+TOP_KEYS = {"city", "source", "fetched_at", "count", "stale", "movies"}
+FETCHED_AT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+
+
+def expect_json_type(r):
+    ct = r.headers.get("content-type", "")
+    expect_eq(ct.replace(" ", "").lower(), "application/json;charset=utf-8", "Content-Type")
+
+
+def expect_error(r, status, code, msg=""):
+    """r is an error answer: status, JSON {"error": {"code": code, "message": str}}."""
+    where = (msg + ": ") if msg else ""
+    expect(r.status == status, "%sexpected HTTP %d %s, got %d: %r" % (where, status, code,
+                                                                      r.status, r.body[:300]))
+    expect_json_type(r)
+    doc = r.json()
+    expect(isinstance(doc, dict) and isinstance(doc.get("error"), dict),
+           "%serror body is not {\"error\": {...}}: %r" % (where, doc))
+    expect_eq(doc["error"].get("code"), code, where + "error.code")
+    m = doc["error"].get("message")
+    expect(isinstance(m, str) and m.strip(), "%serror.message missing or empty: %r" % (where, doc))
+    return doc
+
+
+def expect_answer(r, fake, city):
+    """r is a 200 movies answer for city; returns the document."""
+    expect(r.status == 200, "GET /movies?city=%s: expected 200, got %d: %r"
+           % (city, r.status, r.body[:400]))
+    expect_json_type(r)
+    return expect_doc(r.json(), fake, city)
+
+
+def expect_doc(doc, fake, city):
+    """doc is a movies document for city (from the API or `moviesd fetch`)."""
+    expect(isinstance(doc, dict), "answer is not an object: %r" % (doc,))
+    expect_eq(set(doc), TOP_KEYS, "top-level keys")
+    expect_eq(doc["city"], city, "city")
+    expect_eq(doc["source"], "%s/cinema/later/%s/" % (fake.base_url, city), "source")
+    expect(isinstance(doc["fetched_at"], str) and FETCHED_AT_RE.match(doc["fetched_at"]),
+           "fetched_at not YYYY-MM-DDTHH:MM:SSZ: %r" % doc["fetched_at"])
+    t = calendar.timegm(time.strptime(doc["fetched_at"], "%Y-%m-%dT%H:%M:%SZ"))
+    expect(abs(t - time.time()) < 300, "fetched_at %s is not now" % doc["fetched_at"])
+    expect(isinstance(doc["movies"], list), "movies is not a list")
+    expect_eq(doc["count"], len(doc["movies"]), "count")
+    for m in doc["movies"]:
+        expect(isinstance(m, dict), "movie is not an object: %r" % (m,))
+        expect_eq(sorted(m), sorted(MOVIE_KEYS), "keys of movie %s" % m.get("id"))
+    return doc
+
+
+def diff_movie(actual, expected, skip=()):
+    """Field names (and values) where actual differs from expected."""
+    out = []
+    for k in MOVIE_KEYS:
+        if k in skip:
+            continue
+        if actual.get(k) != expected.get(k):
+            out.append("%s: expected %r, got %r" % (k, expected.get(k), actual.get(k)))
+    return out
+
+
+def expect_movie(actual, mid, skip=()):
+    d = diff_movie(actual, expected_movie(mid), skip)
+    expect(not d, "movie %s differs:\n    %s" % (mid, "\n    ".join(d)))
+
+
+def access_log_lines(d, path_fragment, start=0):
+    return d.find_lines(re.escape(path_fragment), start)
+
+
+# ----------------------------------------------------------------------------------------
+# Runner
+# ----------------------------------------------------------------------------------------
+
+_tests = []
+_state = {"passed": 0, "failed": 0, "current": None, "done": False}
+_state_lock = threading.Lock()
+
+
+def test(fn):
+    """Registers fn as a test (run in definition order)."""
+    _tests.append(fn)
+    return fn
+
+
+def _on_deadline(deadline):
+    with _state_lock:
+        if _state["done"]:
+            return
+        _state["done"] = True
+        sys.stdout.write("\nTIMEOUT: script deadline of %.0fs exceeded during %s\n"
+                         % (deadline, _state["current"]))
+        kill_children()
+        failed = _state["failed"] + 1
+        sys.stdout.write("%d passed, %d failed\n" % (_state["passed"], failed))
+        sys.stdout.flush()
+    os._exit(1)
+
+
+def run(deadline=120.0, needs_daemon=True):
+    """Runs the registered tests (or those named on the command line), prints one line per
+    test and a final "N passed, N failed"; exits non-zero on any failure or on the deadline."""
+    names = sys.argv[1:]
+    selected = [t for t in _tests if not names or t.__name__ in names]
+    timer = threading.Timer(deadline, _on_deadline, args=(deadline,))
+    timer.daemon = True
+    timer.start()
+    script = os.path.basename(sys.argv[0])
+    try:
+        if needs_daemon:
+            moviesd_bin()
+    except TestFailure as e:
+        print("%s: %s" % (script, e))
+        with _state_lock:
+            _state["done"] = True
+        timer.cancel()
+        print("0 passed, %d failed" % len(selected))
+        sys.exit(1)
+    t_start = time.monotonic()
+    for fn in selected:
+        with _state_lock:
+            _state["current"] = fn.__name__
+        t0 = time.monotonic()
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001
+            dt = time.monotonic() - t0
+            with _state_lock:
+                _state["failed"] += 1
+            print("FAIL %s (%.1fs): %s" % (fn.__name__, dt, e if isinstance(e, TestFailure)
+                                           else "%s: %s" % (type(e).__name__, e)))
+            if not isinstance(e, TestFailure):
+                traceback.print_exc(file=sys.stdout)
+        else:
+            dt = time.monotonic() - t0
+            with _state_lock:
+                _state["passed"] += 1
+            print("PASS %s (%.1fs)" % (fn.__name__, dt))
+        sys.stdout.flush()
+        kill_children()
+    with _state_lock:
+        if _state["done"]:
+            return
+        _state["done"] = True
+        passed, failed = _state["passed"], _state["failed"]
+    timer.cancel()
+    print("%s: %.1fs" % (script, time.monotonic() - t_start))
+    print("%d passed, %d failed" % (passed, failed))
+    sys.stdout.flush()
+    sys.exit(0 if failed == 0 else 1)
