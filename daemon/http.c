@@ -25,6 +25,7 @@
 #include "douban.h"
 #include "fetch.h"
 #include "log.h"
+#include "movie.h"
 #include "metrics.h"
 #include "scrape.h"
 #include "server.h"
@@ -125,7 +126,7 @@ static struct MHD_Response *error_response(struct request *rq, const char *code,
 static struct MHD_Response *json_response(struct request *rq, json_t *doc)
 {
     struct server *s = rq->server;
-    char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = json_dumps(doc, MOVIE_JSON_FLAGS);
     json_decref(doc);
     struct blob *body = blob_new(text, strlen(text));
     free(text);

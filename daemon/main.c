@@ -15,6 +15,7 @@
 #include "douban.h"
 #include "fetch.h"
 #include "log.h"
+#include "movie.h"
 #include "metrics.h"
 #include "notify.h"
 #include "scrape.h"
@@ -137,7 +138,7 @@ static void fetch_command_done(json_t *doc, const struct scrape_error *err, void
 {
     struct fetch_outcome_state *st = arg;
     if (doc) {
-        char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        char *text = json_dumps(doc, MOVIE_JSON_FLAGS);
         printf("%s\n", text);
         free(text);
         json_decref(doc);

@@ -14,6 +14,7 @@
 #include "cache.h"
 #include "config.h"
 #include "log.h"
+#include "movie.h"
 #include "metrics.h"
 #include "scrape.h"
 
@@ -62,7 +63,7 @@ static void city_entry_free(void *value)
 struct blob *answer_error_body(const char *code, const char *message)
 {
     json_t *doc = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message);
-    char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = json_dumps(doc, MOVIE_JSON_FLAGS);
     struct blob *b = blob_new(text, strlen(text));
     free(text);
     json_decref(doc);
@@ -72,7 +73,7 @@ struct blob *answer_error_body(const char *code, const char *message)
 /* Serializes doc into a blob and its quoted ETag. */
 static struct blob *serialize(json_t *doc, char etag[20])
 {
-    char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = json_dumps(doc, MOVIE_JSON_FLAGS);
     size_t len = strlen(text);
     char hex[17];
     hash_hex(text, len, hex);

@@ -1,0 +1,273 @@
+/* Movie records and the JSON the API answers for them. */
+#include "movie.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Frees an item's members and leaves it unknown. */
+void listing_item_free(struct listing_item *item)
+{
+    if (item == NULL)
+        return;
+    free(item->id);
+    free(item->url);
+    free(item->title);
+    free(item->release_date);
+    strlist_free(&item->genres);
+    strlist_free(&item->regions);
+    free(item->thumbnail);
+    memset(item, 0, sizeof *item);
+    item->wish_count = -1;
+}
+
+/* Frees every item and the array. */
+void listing_free(struct listing *l)
+{
+    if (l == NULL)
+        return;
+    for (size_t i = 0; i < l->n; i++)
+        listing_item_free(&l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->n = l->cap = 0;
+}
+
+/* Appends an unknown item (borrowed: valid until the next add or free). */
+struct listing_item *listing_add(struct listing *l)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->items = xrealloc(l->items, l->cap * sizeof *l->items);
+    }
+    struct listing_item *item = &l->items[l->n++];
+    memset(item, 0, sizeof *item);
+    item->wish_count = -1;
+    return item;
+}
+
+/* Everything unknown: NULL strings, empty lists, -1 numbers. */
+void movie_detail_init(struct movie_detail *d)
+{
+    memset(d, 0, sizeof *d);
+    d->year = -1;
+    d->runtime_minutes = -1;
+    d->rating = -1;
+    d->votes = -1;
+}
+
+/* Frees the members and leaves d unknown. */
+void movie_detail_free(struct movie_detail *d)
+{
+    if (d == NULL)
+        return;
+    free(d->title);
+    free(d->original_title);
+    free(d->poster);
+    strlist_free(&d->directors);
+    strlist_free(&d->actors);
+    strlist_free(&d->genres);
+    strlist_free(&d->regions);
+    strlist_free(&d->languages);
+    free(d->release_date_cn);
+    free(d->imdb_id);
+    free(d->summary);
+    movie_detail_init(d);
+}
+
+/* A JSON string, or null for NULL (and for text jansson refuses: it must be UTF-8). */
+static json_t *jstr(const char *s)
+{
+    json_t *j = s ? json_string(s) : NULL;
+    return j ? j : json_null();
+}
+
+/* A JSON integer, or null for the "unknown" -1. */
+static json_t *jint(long long v)
+{
+    return v >= 0 ? json_integer(v) : json_null();
+}
+
+/* A JSON array of the list's strings ([] when empty). */
+static json_t *jlist(const struct strlist *l)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < l->n; i++) {
+        json_t *s = json_string(l->v[i]);
+        if (s)
+            json_array_append_new(a, s);
+    }
+    return a;
+}
+
+/* The detail's fields as a JSON object (new): null or [] for what is unknown. */
+json_t *movie_detail_json(const struct movie_detail *d)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "title", jstr(d->title));
+    json_object_set_new(o, "original_title", jstr(d->original_title));
+    json_object_set_new(o, "year", jint(d->year));
+    json_object_set_new(o, "poster", jstr(d->poster));
+    json_object_set_new(o, "directors", jlist(&d->directors));
+    json_object_set_new(o, "actors", jlist(&d->actors));
+    json_object_set_new(o, "genres", jlist(&d->genres));
+    json_object_set_new(o, "regions", jlist(&d->regions));
+    json_object_set_new(o, "languages", jlist(&d->languages));
+    json_object_set_new(o, "release_date_cn", jstr(d->release_date_cn));
+    json_object_set_new(o, "runtime_minutes", jint(d->runtime_minutes));
+    json_object_set_new(o, "rating", d->rating >= 0 ? json_real(d->rating) : json_null());
+    json_object_set_new(o, "votes", jint(d->votes));
+    json_object_set_new(o, "imdb_id", jstr(d->imdb_id));
+    json_object_set_new(o, "summary", jstr(d->summary));
+    return o;
+}
+
+/* The detail's field (a new copy) when it has the wanted type, else null (or [] for arrays).
+ * The detail may come from a cache file, so its shape is checked, not trusted; the copy
+ * keeps the cached object from being shared with (and changed through) an answer. */
+static json_t *detail_field(const json_t *detail, const char *key, json_type type)
+{
+    json_t *v = detail ? json_object_get(detail, key) : NULL;
+    int ok = v && (json_typeof(v) == type || (type == JSON_REAL && json_is_integer(v)));
+    if (ok)
+        return json_deep_copy(v);
+    return type == JSON_ARRAY ? json_array() : json_null();
+}
+
+/* The detail's list when it has items, else the listing's: a movie page knows best. */
+static json_t *merged_list(const json_t *detail, const char *key, const struct strlist *listed)
+{
+    json_t *v = detail ? json_object_get(detail, key) : NULL;
+    if (json_is_array(v) && json_array_size(v) > 0)
+        return json_deep_copy(v);
+    return jlist(listed);
+}
+
+/* The release date's ISO form: the movie page's mainland date, else the listing's date
+ * placed in the right year. */
+static json_t *release_iso(const struct listing_item *item, const json_t *detail,
+                           time_t fetched_at)
+{
+    json_t *cn = detail ? json_object_get(detail, "release_date_cn") : NULL;
+    if (json_is_string(cn))
+        return json_deep_copy(cn);
+    char iso[11];
+    if (item->release_date && movie_listing_date_iso(item->release_date, fetched_at, iso) == 0)
+        return json_string(iso);
+    return json_null();
+}
+
+/* detail_error as the API shows it: null, or {code, status (null if unknown), message}. */
+static json_t *error_json(const struct detail_error *error)
+{
+    if (error == NULL)
+        return json_null();
+    json_t *o = json_object();
+    json_object_set_new(o, "code", jstr(error->code));
+    json_object_set_new(o, "status", jint(error->status));
+    json_object_set_new(o, "message", jstr(error->message));
+    return o;
+}
+
+/* The API's movie object (new): every key present, the movie page's values preferred. */
+json_t *movie_json(const struct listing_item *item, const json_t *detail,
+                   const struct detail_error *error, time_t fetched_at)
+{
+    if (detail != NULL && !json_is_object(detail))
+        detail = NULL;
+    json_t *o = json_object();
+    json_object_set_new(o, "id", jstr(item->id));
+    json_object_set_new(o, "url", jstr(item->url));
+    json_object_set_new(o, "title", item->title ? jstr(item->title)
+                                                : detail_field(detail, "title", JSON_STRING));
+    json_object_set_new(o, "original_title", detail_field(detail, "original_title", JSON_STRING));
+    json_object_set_new(o, "release_date", jstr(item->release_date));
+    json_object_set_new(o, "release_date_iso", release_iso(item, detail, fetched_at));
+    json_object_set_new(o, "genres", merged_list(detail, "genres", &item->genres));
+    json_object_set_new(o, "regions", merged_list(detail, "regions", &item->regions));
+    json_object_set_new(o, "wish_count", jint(item->wish_count));
+    json_object_set_new(o, "thumbnail", jstr(item->thumbnail));
+    json_object_set_new(o, "poster", detail_field(detail, "poster", JSON_STRING));
+    json_object_set_new(o, "year", detail_field(detail, "year", JSON_INTEGER));
+    json_object_set_new(o, "directors", detail_field(detail, "directors", JSON_ARRAY));
+    json_object_set_new(o, "actors", detail_field(detail, "actors", JSON_ARRAY));
+    json_object_set_new(o, "runtime_minutes", detail_field(detail, "runtime_minutes", JSON_INTEGER));
+    json_object_set_new(o, "rating", detail_field(detail, "rating", JSON_REAL));
+    json_object_set_new(o, "votes", detail_field(detail, "votes", JSON_INTEGER));
+    json_object_set_new(o, "imdb_id", detail_field(detail, "imdb_id", JSON_STRING));
+    json_object_set_new(o, "languages", detail_field(detail, "languages", JSON_ARRAY));
+    json_object_set_new(o, "summary", detail_field(detail, "summary", JSON_STRING));
+    json_object_set_new(o, "detail_error", error_json(error));
+    return o;
+}
+
+/* "MM月DD日" -> month and day. */
+int movie_parse_listing_date(const char *s, int *month, int *day)
+{
+    static const char yue[] = "月", ri[] = "日";
+    const unsigned char *u = (const unsigned char *)s;
+    if (s == NULL || strlen(s) != 4 + strlen(yue) + strlen(ri))
+        return -1;
+    const unsigned char *d = u + 2 + strlen(yue);
+    for (int i = 0; i < 2; i++)
+        if (u[i] < '0' || u[i] > '9' || d[i] < '0' || d[i] > '9')
+            return -1;
+    if (memcmp(s + 2, yue, strlen(yue)) != 0 || memcmp(d + 2, ri, strlen(ri)) != 0)
+        return -1;
+    int m = (u[0] - '0') * 10 + (u[1] - '0'), dd = (d[0] - '0') * 10 + (d[1] - '0');
+    if (m < 1 || m > 12 || dd < 1 || dd > 31)
+        return -1;
+    *month = m;
+    *day = dd;
+    return 0;
+}
+
+/* Days in month m of year y (Gregorian). */
+static int month_days(int y, int m)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 && leap ? 29 : days[m - 1];
+}
+
+/* Days since 1970-01-01 of a civil date (Howard Hinnant's days_from_civil). */
+static long days_from_civil(int y, int m, int d)
+{
+    y -= m <= 2;
+    long era = (y >= 0 ? y : y - 399) / 400;
+    long yoe = y - era * 400;
+    long doy = (153L * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* The listing date placed in the year that fits the fetch day. */
+int movie_listing_date_iso(const char *mmdd, time_t fetched_at, char out[11])
+{
+    int m, d;
+    if (movie_parse_listing_date(mmdd, &m, &d) != 0)
+        return -1;
+    /* Douban's day is China's (UTC+8, no daylight saving). */
+    time_t local = fetched_at + 8 * 3600;
+    struct tm tm;
+    if (gmtime_r(&local, &tm) == NULL)
+        return -1;
+    int fy = tm.tm_year + 1900, fm = tm.tm_mon + 1, fd = tm.tm_mday;
+    if (fy < 1000 || fy > 9998)
+        return -1;
+    long today = days_from_civil(fy, fm, fd);
+    /* The listing keeps movies for a while after they open, hence the 30 days back; the
+     * earliest year that fits wins, and "less than a year after" is by the calendar so that
+     * 02月29日 can still land in next year's leap day. */
+    for (int y = fy - 1; y <= fy + 1; y++) {
+        if (d > month_days(y, m) || days_from_civil(y, m, d) < today - 30)
+            continue;
+        if (y == fy + 1 && (m > fm || (m == fm && d >= fd)))
+            continue;
+        /* The modulos only tell the compiler what the checks above already ensure. */
+        snprintf(out, 11, "%04u-%02u-%02u", (unsigned)y % 10000u, (unsigned)m % 100u,
+                 (unsigned)d % 100u);
+        return 0;
+    }
+    return -1;
+}

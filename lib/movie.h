@@ -9,6 +9,10 @@
 
 #include "util.h"
 
+/* How every JSON document of the API is written: compact, keys in their order, and ratings
+ * as people write them (9.4, not jansson's default 9.4000000000000004). */
+#define MOVIE_JSON_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10))
+
 /* One entry of the coming-soon listing. Unknown strings are NULL, unknown numbers -1. */
 struct listing_item {
     char *id;            /* digits of /subject/<id>/ */

@@ -13,6 +13,7 @@ In-process use:
     fake = FakeDouban()            # cities of CITY_ORDER, 12 movies each; unknown city -> 404
     fake.start(); fake.port; fake.base_url   # "http://127.0.0.1:PORT"
     fake.set_city("beijing", 40)   # a count or a list of ids; offhost=True adds off-host links
+                                   # (offhost=[(id, href), ...]: those links instead)
     fake.remove_city("beijing"); fake.city_ids("beijing")
     fake.set_latency(100)          # ms before every response
     f = fake.add_fault(r"^/subject/36000003/$", 500, times=1)   # regex on the path
@@ -325,8 +326,10 @@ def listing_html(city, ids, offhost=False, today=None, showing_soon=True, empty=
     items = []
     entries = [(mid, None) for mid in ids]
     if offhost:
-        # Off-host entries interleaved: second, fourth, ... and the end.
-        for j, (oid, href) in enumerate(OFFHOST_LINKS):
+        # Off-host entries interleaved: second, fourth, ... and the end. offhost may also be
+        # a list of (id, href) pairs, used instead of OFFHOST_LINKS (hrefs are sent as given).
+        links = list(offhost) if isinstance(offhost, (list, tuple)) else OFFHOST_LINKS
+        for j, (oid, href) in enumerate(links):
             entries.insert(min(len(entries), 1 + 2 * j), (oid, href))
     for n, (mid, href) in enumerate(entries):
         items.append(listing_item_html(mid, n % 2 == 1, href, today))
@@ -705,7 +708,9 @@ class FakeDouban:
 
     # -- configuration -----------------------------------------------------------------
     def set_city(self, city, movies=DEFAULT_MOVIES, offhost=False):
-        """movies: a count (ids from city_ids) or a list of ids."""
+        """movies: a count (ids from city_ids) or a list of ids. offhost: True adds the
+        OFFHOST_LINKS items to the listing; a list of (id, href) adds those items instead
+        (the href is written into the page unescaped: raw control characters stay)."""
         ids = city_ids(city, movies) if isinstance(movies, int) else [int(m) for m in movies]
         with self.lock:
             self.cities[city] = {"ids": ids, "offhost": offhost}

@@ -554,6 +554,50 @@ def access_log_lines(d, path_fragment, start=0):
     return d.find_lines(re.escape(path_fragment), start)
 
 
+# Prometheus text format: one sample per line, "name{label="value",...} number".
+_SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?[ \t]+(\S+)(?:[ \t]+-?\d+)?$')
+_LABEL_RE = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(?:,|$)')
+
+
+def parse_metrics(text):
+    """{(name, ((label, value), ...) sorted): float} of a Prometheus text exposition;
+    TestFailure on a line that is neither a comment nor a well-formed sample."""
+    out = {}
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        m = _SAMPLE_RE.match(line)
+        if not m:
+            raise TestFailure("malformed /metrics line: %r" % line)
+        labels = []
+        rest = m.group(2) or ""
+        pos = 0
+        while pos < len(rest):
+            lm = _LABEL_RE.match(rest, pos)
+            if not lm or lm.end() == pos:
+                raise TestFailure("malformed labels in /metrics line: %r" % line)
+            labels.append((lm.group(1), lm.group(2)))
+            pos = lm.end()
+        try:
+            value = float(m.group(3))
+        except ValueError:
+            raise TestFailure("malformed value in /metrics line: %r" % line)
+        out[(m.group(1), tuple(sorted(labels)))] = value
+    return out
+
+
+def get_metrics(d):
+    """The daemon's /metrics, parsed (see parse_metrics)."""
+    r = d.get("/metrics")
+    expect(r.status == 200, "GET /metrics: %d %r" % (r.status, r.body[:200]))
+    return parse_metrics(r.body.decode("utf-8"))
+
+
+def metric(samples, name, **labels):
+    """The value of one sample of parse_metrics() output, or None if absent."""
+    return samples.get((name, tuple(sorted(labels.items()))))
+
+
 # ----------------------------------------------------------------------------------------
 # Runner
 # ----------------------------------------------------------------------------------------

@@ -1,0 +1,334 @@
+#!/usr/bin/env python3
+"""The cache: city answers (listing_ttl) and movie records (detail_ttl, shared across
+cities), HTTP caching headers and 304s, single-flight, stale-while-revalidate,
+stale-if-error and stale_max_age, and the LRU bound on cities.
+
+Waiting for a TTL to pass is done by polling the clock (wait_past), never by sleeping on a
+race: the TTLs here are 1 s."""
+
+import re
+import threading
+import time
+
+from harness import (expect, expect_answer, expect_eq, expect_error, expect_movie, run,
+                     scenario, test, wait_until)
+
+
+def listing(city):
+    return "/cinema/later/%s/" % city
+
+
+def subject(mid):
+    return "/subject/%d/" % mid
+
+
+def wait_past(t, seconds):
+    """Waits until `seconds` have passed since monotonic time t (a TTL running out)."""
+    wait_until(lambda: time.monotonic() >= t + seconds, seconds + 2,
+               "%.1f s to pass" % seconds, interval=0.02)
+
+
+def movies(city, d, fake, **kw):
+    """GET /movies?city=city, expected 200; returns (document, response, seconds taken)."""
+    t0 = time.monotonic()
+    r = d.get("/movies?city=%s" % city, **kw)
+    dt = time.monotonic() - t0
+    return expect_answer(r, fake, city), r, dt
+
+
+def expect_subjects_once(fake, ids, what=""):
+    for mid in ids:
+        expect_eq(fake.count(subject(mid)), 1, "%srequests of %s" % (what, subject(mid)))
+
+
+def without_stale(doc):
+    return {k: v for k, v in doc.items() if k != "stale"}
+
+
+# ----------------------------------------------------------------------------------------
+# Two levels
+# ----------------------------------------------------------------------------------------
+
+@test
+def second_request_makes_no_upstream_request():
+    with scenario() as (fake, d):
+        ids = fake.city_ids("beijing")
+        doc1, r1, _ = movies("beijing", d, fake)
+        expect_eq(doc1["count"], len(ids), "count")
+        expect_eq(doc1["stale"], False, "stale")
+        expect_eq(fake.total, 1 + len(ids), "upstream requests of the first (cold) request")
+        doc2, r2, _ = movies("beijing", d, fake)
+        expect_eq(fake.total, 1 + len(ids), "upstream requests after the second request")
+        expect_eq(r2.body, r1.body, "second answer's body")
+        expect_eq(doc2["stale"], False, "stale of the cached answer")
+
+
+@test
+def after_listing_ttl_only_the_listing_is_fetched_again():
+    """--listing-ttl 1: the city is scraped again, but the movie records (detail_ttl one day)
+    come from the cache; --stale-while-revalidate 0 so the request waits for that scrape."""
+    flags = ["--listing-ttl", "1", "--stale-while-revalidate", "0"]
+    with scenario(flags=flags) as (fake, d):
+        ids = fake.city_ids("beijing")
+        doc1, _, _ = movies("beijing", d, fake)
+        t1 = time.monotonic()
+        expect_eq(fake.count(listing("beijing")), 1, "listing requests")
+        expect_subjects_once(fake, ids)
+        wait_past(t1, 1.2)
+        doc2, _, _ = movies("beijing", d, fake)
+        expect_eq(fake.count(listing("beijing")), 2, "listing requests after the TTL")
+        expect_subjects_once(fake, ids, "after the TTL: ")
+        expect_eq(fake.total, 2 + len(ids), "upstream requests in all")
+        expect_eq(doc2["stale"], False, "stale")
+        expect(doc2["fetched_at"] > doc1["fetched_at"],
+               "fetched_at not newer after the refresh: %s then %s"
+               % (doc1["fetched_at"], doc2["fetched_at"]))
+        expect_eq([m["id"] for m in doc2["movies"]], [str(i) for i in ids], "ids")
+        for m in doc2["movies"]:
+            expect_movie(m, int(m["id"]),
+                         skip=("regions",) if int(m["id"]) % 10 == 7 else ())
+
+
+@test
+def second_city_fetches_only_new_movies():
+    """beijing lists ids B..B+11, shanghai B+4..B+15: shanghai costs its listing and the
+    four movies beijing does not have."""
+    with scenario() as (fake, d):
+        bj = fake.city_ids("beijing")
+        sh = fake.city_ids("shanghai")
+        shared = sorted(set(bj) & set(sh))
+        new = [i for i in sh if i not in bj]
+        expect(len(shared) >= 4 and new, "fake cities do not overlap as expected")
+        movies("beijing", d, fake)
+        before = fake.total
+        doc, _, _ = movies("shanghai", d, fake)
+        expect_eq(fake.count(listing("shanghai")), 1, "shanghai listing requests")
+        expect_eq(fake.total - before, 1 + len(new),
+                  "upstream requests for shanghai (listing + %d new movies)" % len(new))
+        expect_subjects_once(fake, bj + new)
+        expect_eq([m["id"] for m in doc["movies"]], [str(i) for i in sh], "shanghai ids")
+        for m in doc["movies"]:
+            expect(m["detail_error"] is None, "movie %s: %r" % (m["id"], m["detail_error"]))
+            expect_movie(m, int(m["id"]),
+                         skip=("regions",) if int(m["id"]) % 10 == 7 else ())
+
+
+# ----------------------------------------------------------------------------------------
+# HTTP caching headers
+# ----------------------------------------------------------------------------------------
+
+CACHE_CONTROL_RE = re.compile(r"^public,\s*max-age=(\d+)$")
+
+
+def cache_headers(r):
+    """(etag, max_age, age) of an answer, checked for shape."""
+    etag = r.headers.get("etag")
+    expect(etag is not None and re.fullmatch(r'(W/)?"[^"]+"', etag),
+           "ETag missing or not a quoted string: %r" % etag)
+    cc = r.headers.get("cache-control", "")
+    m = CACHE_CONTROL_RE.match(cc.strip())
+    expect(m, "Cache-Control is not 'public, max-age=N': %r" % cc)
+    age = r.headers.get("age")
+    expect(age is not None and re.fullmatch(r"\d+", age.strip()),
+           "Age missing or not a number of seconds: %r" % age)
+    return etag, int(m.group(1)), int(age)
+
+
+@test
+def caching_headers_and_conditional_requests():
+    ttl = 600
+    with scenario(flags=["--listing-ttl", str(ttl)]) as (fake, d):
+        _, r1, _ = movies("beijing", d, fake)
+        t1 = time.monotonic()
+        etag, max_age, age = cache_headers(r1)
+        expect(ttl - 2 <= max_age <= ttl, "max-age %d of a new answer (listing_ttl %d)"
+               % (max_age, ttl))
+        expect(age <= 1, "Age %d of a new answer" % age)
+
+        # Age grows and max-age shrinks with the entry's age.
+        def aged():
+            r = d.get("/movies?city=beijing")
+            e, ma, a = cache_headers(r)
+            return (r, e, ma, a) if a >= 1 else None
+        r2, etag2, max_age2, age2 = wait_until(aged, 4, "Age >= 1", interval=0.1)
+        elapsed = time.monotonic() - t1
+        expect(age2 <= elapsed + 1, "Age %d after %.1f s" % (age2, elapsed))
+        expect(max_age2 <= ttl - 1, "max-age %d when Age is %d" % (max_age2, age2))
+        expect(abs((max_age2 + age2) - ttl) <= 1,
+               "max-age %d + Age %d should be listing_ttl %d (seconds left)"
+               % (max_age2, age2, ttl))
+        expect_eq(etag2, etag, "ETag of the same cached answer")
+        expect_eq(r2.body, r1.body, "body of the same cached answer")
+
+        r = d.get("/movies?city=beijing", headers={"If-None-Match": etag})
+        expect_eq(r.status, 304, "If-None-Match with the ETag: status")
+        expect_eq(r.body, b"", "body of the 304")
+        r = d.get("/movies?city=beijing", headers={"If-None-Match": '"0123456789abcdef"'})
+        expect_eq(r.status, 200, "If-None-Match with another ETag: status")
+        expect_eq(r.body, r1.body, "body with a non-matching If-None-Match")
+        expect_eq(fake.total, 13, "upstream requests")
+
+
+# ----------------------------------------------------------------------------------------
+# Single-flight
+# ----------------------------------------------------------------------------------------
+
+@test
+def fifty_concurrent_requests_one_scrape():
+    n = 50
+
+    def setup(fake):
+        fake.set_latency(200)
+    with scenario(setup=setup) as (fake, d):
+        ids = fake.city_ids("beijing")
+        barrier = threading.Barrier(n)
+        results = [None] * n
+
+        def client(i):
+            try:
+                barrier.wait(10)
+                results[i] = d.get("/movies?city=beijing", timeout=30)
+            except Exception as e:  # noqa: BLE001
+                results[i] = e
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(40)
+        errors = [r for r in results if not hasattr(r, "status")]
+        expect(not errors, "%d clients failed: %r" % (len(errors), errors[:3]))
+        statuses = sorted(set(r.status for r in results))
+        expect_eq(statuses, [200], "statuses of %d concurrent requests" % n)
+        bodies = set(r.body for r in results)
+        expect_eq(len(bodies), 1, "distinct bodies among %d answers" % n)
+        expect_answer(results[0], fake, "beijing")
+        expect_eq(fake.count(listing("beijing")), 1, "listing requests")
+        expect_subjects_once(fake, ids)
+        expect_eq(fake.total, 1 + len(ids), "upstream requests")
+
+
+# ----------------------------------------------------------------------------------------
+# Stale answers
+# ----------------------------------------------------------------------------------------
+
+LATENCY_MS = 1000
+
+
+@test
+def stale_while_revalidate():
+    """After the TTL the answer comes at once, marked stale with the old fetched_at, while
+    one refresh runs; once it is done the answer is fresh again."""
+    with scenario(flags=["--listing-ttl", "1"]) as (fake, d):
+        ids = fake.city_ids("beijing")
+        doc1, _, _ = movies("beijing", d, fake)
+        t1 = time.monotonic()
+        wait_past(t1, 1.2)
+        fake.set_latency(LATENCY_MS)
+        doc2, _, dt = movies("beijing", d, fake)
+        expect(dt < 0.5 * LATENCY_MS / 1000.0,
+               "stale answer took %.2f s with an upstream latency of %d ms: it waited for the "
+               "refresh" % (dt, LATENCY_MS))
+        expect_eq(doc2["stale"], True, "stale")
+        expect_eq(doc2["fetched_at"], doc1["fetched_at"], "fetched_at of the stale answer")
+        expect_eq(doc2["movies"], doc1["movies"], "movies of the stale answer")
+        wait_until(lambda: fake.count(listing("beijing")) >= 2, 3, "the background refresh")
+
+        def fresh():
+            doc, _, _ = movies("beijing", d, fake)
+            return doc if doc["stale"] is False else None
+        doc3 = wait_until(fresh, 6, "a fresh answer after the refresh", interval=0.05)
+        expect(doc3["fetched_at"] > doc1["fetched_at"],
+               "fetched_at not newer after the refresh: %s then %s"
+               % (doc1["fetched_at"], doc3["fetched_at"]))
+        expect_eq(fake.count(listing("beijing")), 2, "listing requests (one refresh)")
+        expect_subjects_once(fake, ids)
+
+
+@test
+def stale_while_revalidate_off_waits_for_refresh():
+    flags = ["--listing-ttl", "1", "--stale-while-revalidate", "0"]
+    with scenario(flags=flags) as (fake, d):
+        doc1, _, _ = movies("beijing", d, fake)
+        t1 = time.monotonic()
+        wait_past(t1, 1.2)
+        fake.set_latency(LATENCY_MS)
+        doc2, _, dt = movies("beijing", d, fake)
+        expect(dt >= 0.9 * LATENCY_MS / 1000.0,
+               "answer after %.2f s: did not wait for the refresh (latency %d ms)"
+               % (dt, LATENCY_MS))
+        expect_eq(doc2["stale"], False, "stale")
+        expect(doc2["fetched_at"] > doc1["fetched_at"],
+               "fetched_at not newer: %s then %s" % (doc1["fetched_at"], doc2["fetched_at"]))
+        expect_eq(fake.count(listing("beijing")), 2, "listing requests")
+
+
+def _stale_if_error(kind, flags=(), **params):
+    """The city is cached, its TTL passes, then the listing fails with kind: the old answer
+    is served, marked stale, with its fetched_at."""
+    flags = ["--listing-ttl", "1", "--stale-while-revalidate", "0", "--retries", "0"] + list(flags)
+    with scenario(flags=flags) as (fake, d):
+        doc1, _, _ = movies("beijing", d, fake)
+        t1 = time.monotonic()
+        wait_past(t1, 1.2)
+        fake.add_fault("^%s$" % listing("beijing"), kind, **params)
+        doc2, _, dt = movies("beijing", d, fake, timeout=30)
+        expect_eq(doc2["stale"], True, "stale (upstream %s)" % kind)
+        expect_eq(doc2["fetched_at"], doc1["fetched_at"], "fetched_at of the stale answer")
+        expect_eq(without_stale(doc2), without_stale(doc1), "the stale answer's data")
+        expect_eq(fake.count(listing("beijing")), 2, "listing requests (the refresh was tried)")
+        return dt
+
+
+@test
+def stale_if_error_500():
+    _stale_if_error(500)
+
+
+@test
+def stale_if_error_timeout():
+    dt = _stale_if_error("hang", ["--upstream-timeout", "1"])
+    expect(dt < 10, "stale answer after %.1f s (upstream timeout 1 s)" % dt)
+
+
+@test
+def stale_if_error_blocked():
+    _stale_if_error(403)
+
+
+@test
+def stale_max_age_exceeded_returns_the_error():
+    """--stale-max-age 1: once the answer is more than 1 s old (and more than 1 s past its
+    TTL), a failing refresh is answered with the error, not the old answer."""
+    flags = ["--listing-ttl", "1", "--stale-while-revalidate", "0", "--retries", "0",
+             "--stale-max-age", "1"]
+    with scenario(flags=flags) as (fake, d):
+        movies("beijing", d, fake)
+        t1 = time.monotonic()
+        wait_past(t1, 2.3)
+        fake.add_fault("^%s$" % listing("beijing"), 500)
+        r = d.get("/movies?city=beijing")
+        expect_error(r, 502, "upstream_error", "refresh failing past stale_max_age")
+        expect_eq(fake.count(listing("beijing")), 2, "listing requests")
+
+
+# ----------------------------------------------------------------------------------------
+# LRU bound
+# ----------------------------------------------------------------------------------------
+
+@test
+def lru_evicts_the_oldest_city():
+    with scenario(flags=["--cache-max-entries", "2"]) as (fake, d):
+        for city in ("beijing", "shanghai", "guangzhou"):
+            movies(city, d, fake)
+            expect_eq(fake.count(listing(city)), 1, "%s listing requests" % city)
+        for city in ("guangzhou", "shanghai"):
+            movies(city, d, fake)
+            expect_eq(fake.count(listing(city)), 1,
+                      "%s listing requests (should still be cached)" % city)
+        movies("beijing", d, fake)
+        expect_eq(fake.count(listing("beijing")), 2,
+                  "beijing listing requests (evicted: fetched again)")
+
+
+if __name__ == "__main__":
+    run(deadline=180)
