@@ -175,7 +175,7 @@ def main():
             listing = fake.count("/cinema/later/fanin/")
             print("  50 concurrent cold requests: %d answered 200, upstream requests %d "
                   "(listing %d, movie pages %d; movies shared with cached cities come from the cache)"
-                  % (results.count(200), fake.total_requests(), listing, fake.total_requests() - listing))
+                  % (results.count(200), fake.total, listing, fake.total - listing))
 
             rss_one = rss_kib(d.proc.pid)
             fake.set_latency(0)
