@@ -194,17 +194,24 @@ static void answer_arrived(const struct answer *a, void *arg)
     resume_with(rq, answer_response(rq, a));
 }
 
-/* A suspended request's own deadline passed: 504, and stop waiting. */
+/* A suspended request's own deadline passed: the last good answer if young enough, else
+ * 504; either way it stops waiting (the scrape goes on and fills the cache). */
 static void deadline_passed(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct request *rq = arg;
+    struct answer stale;
+    int have_stale = answer_fallback(rq->wait, &stale);
+    struct MHD_Response *response =
+        have_stale ? answer_response(rq, &stale)
+                   : error_response(rq, "upstream_timeout",
+                                    "no answer from the upstream within the request deadline", -1);
+    if (!have_stale)
+        rq->status = MHD_HTTP_GATEWAY_TIMEOUT;
     answer_cancel(rq->wait);
     rq->wait = NULL;
-    rq->status = MHD_HTTP_GATEWAY_TIMEOUT;
-    resume_with(rq, error_response(rq, "upstream_timeout",
-                                   "no answer from the upstream within the request deadline", -1));
+    resume_with(rq, response);
 }
 
 /* GET /movies?city=...: answers at once or suspends the connection. */
@@ -226,7 +233,7 @@ static struct MHD_Response *handle_movies(struct request *rq)
         return error_response(rq, "invalid_city", "'city' must be 1 to 32 letters a-z, e.g. 'beijing'", -1);
     }
     struct answer now;
-    struct answer_wait *w = answer_city(s->answerer, city, &now, answer_arrived, rq);
+    struct answer_wait *w = answer_city(s->answerer, city, !s->draining, &now, answer_arrived, rq);
     if (w == NULL)
         return answer_response(rq, &now);
     rq->wait = w;
@@ -391,6 +398,10 @@ static void completed(void *cls, struct MHD_Connection *connection, void **req_c
     log_info("%s %s %d %zu %.1fms%s", method, rq->target, rq->status, rq->bytes, seconds * 1000,
              code == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection lost)");
     metrics_request(s->metrics, rq->route, rq->status, seconds);
+    if (rq->suspended) {
+        LIST_REMOVE(rq, link);
+        s->http->nsuspended--;
+    }
     if (rq->wait)
         answer_cancel(rq->wait);
     if (rq->deadline)
@@ -418,11 +429,11 @@ static int bind_listen(const char *listen_at, char *err, size_t errlen)
 {
     char host[256];
     const char *colon = strrchr(listen_at, ':');
-    size_t hostlen = (size_t)(colon - listen_at);
-    if (colon == NULL || hostlen >= sizeof host) {
+    if (colon == NULL || (size_t)(colon - listen_at) >= sizeof host) {
         snprintf(err, errlen, "listen: '%s' is not HOST:PORT", listen_at);
         return -1;
     }
+    size_t hostlen = (size_t)(colon - listen_at);
     memcpy(host, listen_at, hostlen);
     host[hostlen] = '\0';
     if (host[0] == '[' && hostlen >= 2 && host[hostlen - 1] == ']') {

@@ -134,9 +134,11 @@ struct fetch_outcome_state {
 };
 
 /* The one scrape of `moviesd fetch` ended. */
-static void fetch_command_done(json_t *doc, const struct scrape_error *err, void *arg)
+static void fetch_command_done(const struct scrape_result *result, void *arg)
 {
     struct fetch_outcome_state *st = arg;
+    json_t *doc = result->document;
+    const struct scrape_error *err = result->error;
     if (doc) {
         char *text = json_dumps(doc, MOVIE_JSON_FLAGS);
         printf("%s\n", text);
@@ -250,13 +252,15 @@ static void drain_tick(evutil_socket_t fd, short what, void *arg)
     struct daemon_state *d = arg;
     struct server *s = &d->server;
     double now = clock_monotonic();
-    if (scraper_active(s->scraper) > 0 && now - d->drain_started < (double)s->config.drain_timeout) {
+    /* Only scrapes someone waits for hold the exit; background refreshes are dropped. */
+    if (answerer_waiting(s->answerer) > 0 && now - d->drain_started < (double)s->config.drain_timeout) {
         struct timeval tv = {0, 50000};
         evtimer_add(d->drain_check, &tv);
         return;
     }
     if (answerer_waiting(s->answerer) > 0) {
-        log_warn("drain timeout: answering %zu waiting requests with 503", answerer_waiting(s->answerer));
+        log_warn("drain timeout: answering %zu waiting requests with stale data or 503",
+                 answerer_waiting(s->answerer));
         answerer_fail_all(s->answerer, 503, "shutting_down", "the service is restarting; retry shortly");
     }
     if (d->closing_since == 0)

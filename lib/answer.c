@@ -1,9 +1,14 @@
-/* Cities move through three ages (RFC 5861): fresh (younger than listing_ttl: served from
+/* Cities move through three ages (RFC 5861): fresh (younger than their TTL: served from
  * the cache), stale-while-revalidate (up to stale_while_revalidate past the TTL: served at
- * once, marked stale, while one refresh runs in the background) and old (requests wait for
- * the refresh, and get the old answer marked stale if it fails and is younger than
+ * once, marked stale, while one refresh runs in the background) and expired (requests wait
+ * for the refresh, and get the old answer marked stale if it fails and is younger than
  * stale_max_age). At most one refresh per city runs at a time; its waiters all get its
- * result. */
+ * result.
+ *
+ * Two kinds of result are kept for less than a full TTL's trust: "no such city" is cached
+ * (so a client asking for nonsense costs one upstream request per TTL, not one per
+ * request) but never served as stale data, and a scrape that lost movie pages to a block
+ * is cached only briefly, and never replaces a complete answer that may still be served. */
 #include "answer.h"
 
 #include <jansson.h>
@@ -14,17 +19,22 @@
 #include "cache.h"
 #include "config.h"
 #include "log.h"
-#include "movie.h"
 #include "metrics.h"
+#include "movie.h"
 #include "scrape.h"
+
+/* How long an answer missing movies because of a block is trusted. */
+#define DEGRADED_TTL 60.0
 
 /* A cached city: both serializations made once per refresh. */
 struct city_entry {
+    int status;                  /* 200, or 404 for a city the upstream does not know */
     struct blob *fresh_body;
-    struct blob *stale_body;
+    struct blob *stale_body;     /* NULL for errors: they are never served as stale data */
     char fresh_etag[20];
     char stale_etag[20];
-    double fetched;              /* monotonic */
+    double fetched;              /* monotonic time the listing arrived */
+    int degraded;                /* movies lost to a block: trusted DEGRADED_TTL at most */
 };
 
 struct answer_wait {
@@ -49,6 +59,7 @@ struct answerer {
     struct cache *cities;
     LIST_HEAD(, refresh) refreshes;
     size_t waiting;
+    struct blob *shutting_down;  /* the answer for what can no longer be scraped */
 };
 
 /* Cache destructor for city entries. */
@@ -83,23 +94,8 @@ static struct blob *serialize(json_t *doc, char etag[20])
     return b;
 }
 
-/* Fills an answer from a cached city, fresh or marked stale. */
-static void from_entry(const struct answerer *a, const struct city_entry *e, int stale,
-                       struct answer *out)
+enum city_age answer_classify(double age, double ttl, const struct config *config)
 {
-    long age = (long)(clock_monotonic() - e->fetched);
-    long left = (long)a->config->listing_ttl - age;
-    out->status = 200;
-    out->body = stale ? e->stale_body : e->fresh_body;
-    out->etag = stale ? e->stale_etag : e->fresh_etag;
-    out->max_age = stale || left < 0 ? 0 : left;
-    out->age = age;
-    out->retry_after = -1;
-}
-
-enum city_age answer_classify(double age, const struct config *config)
-{
-    double ttl = (double)config->listing_ttl;
     if (age < ttl)
         return CITY_FRESH;
     if (config->stale_while_revalidate > 0 && age < ttl + (double)config->stale_while_revalidate &&
@@ -111,6 +107,34 @@ enum city_age answer_classify(double age, const struct config *config)
 int answer_stale_usable(double age, const struct config *config)
 {
     return age <= (double)config->stale_max_age;
+}
+
+/* Whether e holds data that may stand in, marked stale, for a fresher answer. */
+static int entry_stale_usable(const struct answerer *a, const struct city_entry *e)
+{
+    return e != NULL && e->stale_body != NULL &&
+           answer_stale_usable(clock_monotonic() - e->fetched, a->config);
+}
+
+/* How long e stays fresh, under the configuration in force now (SIGHUP may change it). */
+static double entry_ttl(const struct answerer *a, const struct city_entry *e)
+{
+    double ttl = (double)a->config->listing_ttl;
+    return e->degraded && ttl > DEGRADED_TTL ? DEGRADED_TTL : ttl;
+}
+
+/* Fills an answer from a cached city, fresh or marked stale. */
+static void from_entry(const struct answerer *a, const struct city_entry *e, int stale,
+                       struct answer *out)
+{
+    long age = (long)(clock_monotonic() - e->fetched);
+    long left = (long)entry_ttl(a, e) - age;
+    out->status = e->status;
+    out->body = stale ? e->stale_body : e->fresh_body;
+    out->etag = e->status != 200 ? NULL : stale ? e->stale_etag : e->fresh_etag;
+    out->max_age = e->status != 200 ? -1 : stale || left < 0 ? 0 : left;
+    out->age = age;
+    out->retry_after = -1;
 }
 
 /* The refresh under way for city, or NULL. */
@@ -142,43 +166,71 @@ static void refresh_end(struct refresh *r, const struct answer *ans)
     free(r);
 }
 
+/* Caches a new entry for r's city and answers r's waiters with it. */
+static void refresh_store(struct refresh *r, struct city_entry *e)
+{
+    cache_put(r->answerer->cities, r->city, e);
+    struct answer ans;
+    from_entry(r->answerer, e, 0, &ans);
+    refresh_end(r, &ans);
+}
+
+/* Answers r's waiters with the old entry marked stale. */
+static void refresh_fall_back(struct refresh *r, const struct city_entry *old, const char *why)
+{
+    struct answerer *a = r->answerer;
+    log_warn("refreshing %s failed (%s): serving the answer from %.0f s ago", r->city, why,
+             clock_monotonic() - old->fetched);
+    struct answer_wait *w;
+    TAILQ_FOREACH(w, &r->waiters, link)
+        metrics_cache(a->metrics, CACHE_STALE);
+    struct answer ans;
+    from_entry(a, old, 1, &ans);
+    refresh_end(r, &ans);
+}
+
 /* A refresh's scrape ended: cache the new answer, or fall back to the old one. */
-static void refresh_done(json_t *doc, const struct scrape_error *err, void *arg)
+static void refresh_done(const struct scrape_result *result, void *arg)
 {
     struct refresh *r = arg;
     struct answerer *a = r->answerer;
-    struct answer ans;
-    if (doc) {
+    struct city_entry *old = cache_get(a->cities, r->city);
+    if (!entry_stale_usable(a, old))
+        old = NULL;
+    if (result->document) {
+        json_t *doc = result->document;
+        if (result->details_refused > 0 && old) {
+            json_decref(doc);
+            refresh_fall_back(r, old, "the upstream refused some movie pages");
+            return;
+        }
         struct city_entry *e = xcalloc(1, sizeof *e);
+        e->status = 200;
         e->fresh_body = serialize(doc, e->fresh_etag);
         json_object_set_new(doc, "stale", json_true());
         e->stale_body = serialize(doc, e->stale_etag);
-        e->fetched = clock_monotonic();
         json_decref(doc);
-        cache_put(a->cities, r->city, e);
-        from_entry(a, e, 0, &ans);
-        refresh_end(r, &ans);
+        e->fetched = result->fetched;
+        e->degraded = result->details_refused > 0;
+        refresh_store(r, e);
         return;
     }
-    struct city_entry *old = cache_get(a->cities, r->city);
-    if (old && answer_stale_usable(clock_monotonic() - old->fetched, a->config)) {
-        log_warn("refreshing %s failed (%s): serving the answer from %.0f s ago", r->city,
-                 err->code, clock_monotonic() - old->fetched);
-        /* Counted per waiter: each of them gets a stale answer. */
-        struct answer_wait *w;
-        TAILQ_FOREACH(w, &r->waiters, link)
-            metrics_cache(a->metrics, CACHE_STALE);
-        from_entry(a, old, 1, &ans);
-        refresh_end(r, &ans);
+    const struct scrape_error *err = result->error;
+    if (old) {
+        refresh_fall_back(r, old, err->code);
         return;
     }
     struct blob *body = answer_error_body(err->code, err->message);
-    ans.status = err->status;
-    ans.body = body;
-    ans.etag = NULL;
-    ans.max_age = -1;
-    ans.age = 0;
-    ans.retry_after = err->retry_after;
+    if (strcmp(err->code, "unknown_city") == 0) {
+        struct city_entry *e = xcalloc(1, sizeof *e);
+        e->status = err->status;
+        e->fresh_body = body;
+        e->fetched = clock_monotonic();
+        refresh_store(r, e);
+        return;
+    }
+    struct answer ans = {.status = err->status, .body = body, .etag = NULL, .max_age = -1, .age = 0,
+                         .retry_after = err->retry_after};
     refresh_end(r, &ans);
     blob_unref(body);
 }
@@ -198,22 +250,43 @@ static struct refresh *refresh_start(struct answerer *a, const char *city)
     return r;
 }
 
-struct answer_wait *answer_city(struct answerer *a, const char *city, struct answer *now,
-                                answer_cb cb, void *arg)
+/* The answer for a request that may not wait for a scrape (shutting down). */
+static void without_scraping(struct answerer *a, const struct city_entry *e, struct answer *now)
+{
+    if (entry_stale_usable(a, e)) {
+        metrics_cache(a->metrics, CACHE_STALE);
+        from_entry(a, e, 1, now);
+        return;
+    }
+    *now = (struct answer){.status = 503, .body = a->shutting_down, .etag = NULL, .max_age = -1,
+                           .age = 0, .retry_after = 1};
+}
+
+struct answer_wait *answer_city(struct answerer *a, const char *city, int may_scrape,
+                                struct answer *now, answer_cb cb, void *arg)
 {
     struct city_entry *e = cache_get(a->cities, city);
-    switch (e ? answer_classify(clock_monotonic() - e->fetched, a->config) : CITY_EXPIRED) {
+    enum city_age age = e ? answer_classify(clock_monotonic() - e->fetched, entry_ttl(a, e), a->config)
+                          : CITY_EXPIRED;
+    if (age == CITY_REVALIDATE && e->stale_body == NULL)
+        age = CITY_EXPIRED;  /* an error is not data to serve while revalidating */
+    switch (age) {
     case CITY_FRESH:
         metrics_cache(a->metrics, CACHE_HIT);
         from_entry(a, e, 0, now);
         return NULL;
     case CITY_REVALIDATE:
         metrics_cache(a->metrics, CACHE_STALE);
-        refresh_start(a, city);
+        if (may_scrape)
+            refresh_start(a, city);
         from_entry(a, e, 1, now);
         return NULL;
     case CITY_EXPIRED:
         break;
+    }
+    if (!may_scrape) {
+        without_scraping(a, e, now);
+        return NULL;
     }
     metrics_cache(a->metrics, CACHE_MISS);
     struct refresh *r = refresh_start(a, city);
@@ -235,21 +308,34 @@ void answer_cancel(struct answer_wait *w)
     free(w);
 }
 
+int answer_fallback(struct answer_wait *w, struct answer *out)
+{
+    struct answerer *a = w->refresh->answerer;
+    const struct city_entry *e = cache_get(a->cities, w->refresh->city);
+    if (!entry_stale_usable(a, e))
+        return 0;
+    metrics_cache(a->metrics, CACHE_STALE);
+    from_entry(a, e, 1, out);
+    return 1;
+}
+
 void answerer_fail_all(struct answerer *a, int status, const char *code, const char *message)
 {
     struct blob *body = answer_error_body(code, message);
-    struct answer ans = {.status = status, .body = body, .etag = NULL, .max_age = -1, .age = 0,
-                         .retry_after = -1};
+    struct answer error = {.status = status, .body = body, .etag = NULL, .max_age = -1, .age = 0,
+                           .retry_after = -1};
     struct refresh *r;
     LIST_FOREACH(r, &a->refreshes, link) {
         struct answer_wait *w;
         while ((w = TAILQ_FIRST(&r->waiters)) != NULL) {
+            struct answer stale;
+            int have_stale = answer_fallback(w, &stale);
             TAILQ_REMOVE(&r->waiters, w, link);
             a->waiting--;
             answer_cb cb = w->cb;
             void *arg = w->arg;
             free(w);
-            cb(&ans, arg);
+            cb(have_stale ? &stale : &error, arg);
         }
     }
     blob_unref(body);
@@ -263,6 +349,7 @@ struct answerer *answerer_new(struct scraper *scraper, const struct config *conf
     a->config = config;
     a->metrics = metrics;
     a->cities = cache_new((size_t)config->cache_max_entries, city_entry_free);
+    a->shutting_down = answer_error_body("shutting_down", "the service is stopping; retry shortly");
     LIST_INIT(&a->refreshes);
     return a;
 }
@@ -288,6 +375,7 @@ void answerer_free(struct answerer *a)
         free(r);
     }
     cache_free(a->cities);
+    blob_unref(a->shutting_down);
     free(a);
 }
 

@@ -36,12 +36,17 @@ void answerer_free(struct answerer *a);        /* drops waiters without calling 
 
 /* Answers for city (a valid slug). Returns NULL after filling *now when the answer is
  * ready at once; otherwise returns a wait handle and calls cb later (never from inside
- * answer_city). */
-struct answer_wait *answer_city(struct answerer *a, const char *city, struct answer *now,
-                                answer_cb cb, void *arg);
+ * answer_city). With may_scrape 0 (shutting down) nothing new is scraped: the answer is
+ * the cached one, stale if need be, or 503 shutting_down. */
+struct answer_wait *answer_city(struct answerer *a, const char *city, int may_scrape,
+                                struct answer *now, answer_cb cb, void *arg);
 /* Stops waiting: cb will not be called. */
 void answer_cancel(struct answer_wait *w);
-/* Answers every waiting request at once with an error (shutdown). */
+/* The waiting request's fallback when it cannot wait any longer: the city's last good
+ * answer marked stale if it is young enough (returns 1), else 0. */
+int answer_fallback(struct answer_wait *w, struct answer *out);
+/* Answers every waiting request at once (shutdown): the last good answer, stale, where
+ * there is one, else the given error. */
 void answerer_fail_all(struct answerer *a, int status, const char *code, const char *message);
 
 size_t answerer_cached_cities(const struct answerer *a);
@@ -53,7 +58,7 @@ enum city_age {
     CITY_REVALIDATE,   /* serve it marked stale at once, and refresh in the background */
     CITY_EXPIRED,      /* wait for a refresh */
 };
-enum city_age answer_classify(double age, const struct config *config);
+enum city_age answer_classify(double age, double ttl, const struct config *config);
 /* Whether an answer of this age may stand in, marked stale, for a failed refresh. */
 int answer_stale_usable(double age, const struct config *config);
 

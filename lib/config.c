@@ -40,7 +40,7 @@
 const struct setting config_settings[] = {
     TEXT(listen, SETTING_LISTEN, "127.0.0.1:8080", 0,
          "Address and port the HTTP API listens on; port 0 picks a free port."),
-    TEXT(upstream, SETTING_URL, "https://movie.douban.com", 1,
+    TEXT(upstream, SETTING_URL, "https://movie.douban.com", 0,
          "Base URL of the Douban movie site to scrape: scheme, host and optional port."),
     TEXT(user_agent, SETTING_STRING,
          "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -63,8 +63,8 @@ const struct setting config_settings[] = {
     INTEGER(cache_max_entries, 1, 1000000, "1000", NULL, 1,
             "Most cities kept in the cache before old entries are evicted."),
     INTEGER(stale_max_age, 0, 31536000, "604800", "seconds", 1,
-            "How long past its TTL an old answer may be served while the upstream fails; "
-            "0 never serves stale answers."),
+            "Oldest an answer may be, counted from its scrape, to be served marked stale "
+            "when a refresh fails or is under way; 0 never serves stale answers."),
     INTEGER(stale_while_revalidate, 0, 31536000, "86400", "seconds", 1,
             "How long past its TTL an old answer is served at once while a refresh runs; "
             "0 makes requests wait for the refresh."),

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
+#include <time.h>
 
 #include "config.h"
 #include "log.h"
@@ -41,6 +42,8 @@ struct fetch_request {
     long retry_after;          /* from the last response's Retry-After header, -1 if none */
     int attempts;              /* 1 + retries scheduled so far */
     int redirects;
+    enum fetch_priority priority;
+    unsigned long epoch;       /* breaker epoch at the first start */
     double attempt_started;
     struct event *wait_timer;
     char error[CURL_ERROR_SIZE];
@@ -58,7 +61,8 @@ struct fetcher {
     struct curl_slist *headers;
     struct event *curl_timer;
     struct event *pump_timer;
-    struct request_list queue;
+    struct request_list urgent;     /* QUEUED listings and retries: served first */
+    struct request_list queue;      /* QUEUED movie pages */
     struct request_list all;
     size_t queued, in_flight;
 
@@ -74,6 +78,7 @@ struct fetcher {
     double breaker_until;
     double breaker_backoff;     /* the last backoff applied, doubled on a repeat block */
     int blocked_since_success;
+    unsigned long epoch;        /* counts breaker trips */
 };
 
 /* What curl keeps for each socket it asks us to watch. */
@@ -83,6 +88,31 @@ struct socket_watch {
 
 static void pump(evutil_socket_t fd, short what, void *arg);
 static void check_done(struct fetcher *f);
+
+/* The queue a request waits in. */
+static struct request_list *queue_of(struct fetcher *f, const struct fetch_request *r)
+{
+    return r->priority == FETCH_URGENT ? &f->urgent : &f->queue;
+}
+
+/* Queues r at the back of its queue, or at the front (retries and redirects, whose client
+ * has waited longest). */
+static void enqueue(struct fetcher *f, struct fetch_request *r, int front)
+{
+    r->state = STATE_QUEUED;
+    if (front)
+        TAILQ_INSERT_HEAD(queue_of(f, r), r, queue_link);
+    else
+        TAILQ_INSERT_TAIL(queue_of(f, r), r, queue_link);
+    f->queued++;
+}
+
+/* Takes r out of its queue. */
+static void dequeue(struct fetcher *f, struct fetch_request *r)
+{
+    TAILQ_REMOVE(queue_of(f, r), r, queue_link);
+    f->queued--;
+}
 
 /* A random number in [0, 1) for jitter; quality does not matter here. */
 static double jitter(void)
@@ -203,28 +233,36 @@ static size_t write_callback(char *data, size_t size, size_t n, void *arg)
     return bytes;
 }
 
-/* Header lines: only Retry-After is of interest (seconds form; a date counts as 60 s). */
+/* Header lines: only Retry-After is of interest (seconds or an HTTP date; junk counts as 60 s). */
 static size_t header_callback(char *line, size_t size, size_t n, void *arg)
 {
     struct fetch_request *r = arg;
     size_t bytes = size * n;
     static const char name[] = "retry-after:";
     if (bytes > sizeof name - 1 && strncasecmp(line, name, sizeof name - 1) == 0) {
-        char value[32];
+        char value[64];
         size_t i = sizeof name - 1, j = 0;
         while (i < bytes && (line[i] == ' ' || line[i] == '\t'))
             i++;
         while (i < bytes && j < sizeof value - 1 && line[i] != '\r' && line[i] != '\n')
             value[j++] = line[i++];
+        while (j > 0 && (value[j - 1] == ' ' || value[j - 1] == '\t'))
+            j--;
         value[j] = '\0';
         long long seconds;
-        r->retry_after = parse_integer(value, 0, 86400, &seconds) == 0 ? (long)seconds : 60;
+        time_t when;
+        if (parse_integer(value, 0, 86400, &seconds) == 0)
+            r->retry_after = (long)seconds;
+        else if ((when = curl_getdate(value, NULL)) != -1)  /* the HTTP-date form */
+            r->retry_after = when > time(NULL) ? (long)(when - time(NULL)) : 0;
+        else
+            r->retry_after = 60;
     }
     return bytes;
 }
 
-/* Starts one transfer of r->url. */
-static void start_transfer(struct fetcher *f, struct fetch_request *r)
+/* Starts one transfer of r->url. Returns 0, or -1 if curl would not take it. */
+static int start_transfer(struct fetcher *f, struct fetch_request *r)
 {
     CURL *e = curl_easy_init();
     if (e == NULL) {
@@ -255,8 +293,13 @@ static void start_transfer(struct fetcher *f, struct fetch_request *r)
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->headers);
     curl_easy_setopt(e, CURLOPT_SHARE, f->share);
     curl_easy_setopt(e, CURLOPT_COOKIEFILE, "");       /* enables the cookie engine */
+    if (curl_multi_add_handle(f->multi, e) != CURLM_OK) {
+        curl_easy_cleanup(e);
+        r->easy = NULL;
+        return -1;
+    }
     f->in_flight++;
-    curl_multi_add_handle(f->multi, e);
+    return 0;
 }
 
 /* Records a start for the spacing and per-minute rules. */
@@ -297,8 +340,9 @@ static void complete(struct fetch_request *r, enum fetch_outcome outcome, long s
         .status = status,
         .body = r->body ? r->body : "",
         .len = r->len,
-        .retry_after = -1,
+        .retry_after = r->retry_after,
         .error = why,
+        .epoch = r->epoch,
     };
     if (outcome == FETCH_BLOCKED) {
         long left = fetch_breaker_remaining(f);
@@ -319,7 +363,7 @@ static void complete(struct fetch_request *r, enum fetch_outcome outcome, long s
 
 /* Opens the breaker: every request to the host waits block_backoff, doubled while blocks
  * repeat without a success in between, up to block_backoff_max. */
-static void trip_breaker(struct fetcher *f, const char *why)
+static void trip_breaker(struct fetcher *f, const char *why, long retry_after)
 {
     if (f->block_backoff <= 0)
         return;
@@ -332,9 +376,12 @@ static void trip_breaker(struct fetcher *f, const char *why)
     if (backoff > (double)f->block_backoff_max)
         backoff = (double)f->block_backoff_max;
     f->breaker_backoff = backoff;
-    f->breaker_until = now + backoff;
+    /* The site's own Retry-After wins when it asks for longer. */
+    double wait = retry_after > (long)backoff ? (double)retry_after : backoff;
+    f->breaker_until = now + wait;
     f->blocked_since_success = 1;
-    log_warn("upstream %s refused us (%s): no requests for %.0f s", f->host, why, backoff);
+    f->epoch++;
+    log_warn("upstream %s refused us (%s): no requests for %.0f s", f->host, why, wait);
     schedule_pump(f);
 }
 
@@ -344,9 +391,7 @@ static void wait_over(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct fetch_request *r = arg;
-    r->state = STATE_QUEUED;
-    TAILQ_INSERT_TAIL(&r->fetcher->queue, r, queue_link);
-    r->fetcher->queued++;
+    enqueue(r->fetcher, r, 1);
     pump(-1, 0, r->fetcher);
 }
 
@@ -413,14 +458,12 @@ static void transfer_finished(struct fetch_request *r, CURLcode code)
             free(r->url);
             r->url = location;
             location = NULL;
-            r->state = STATE_QUEUED;
-            TAILQ_INSERT_HEAD(&f->queue, r, queue_link);
-            f->queued++;
+            enqueue(f, r, 1);
         } else if (host != NULL && strcmp(host, f->host) != 0) {
             metrics_upstream(f->metrics, "blocked", seconds);
             char why[160];
             snprintf(why, sizeof why, "redirected to another host (%.100s)", host);
-            trip_breaker(f, why);
+            trip_breaker(f, why, r->retry_after);
             complete(r, FETCH_BLOCKED, status, why);
         } else {
             metrics_upstream(f->metrics, "error", seconds);
@@ -431,7 +474,7 @@ static void transfer_finished(struct fetch_request *r, CURLcode code)
         metrics_upstream(f->metrics, "blocked", seconds);
         char why[64];
         snprintf(why, sizeof why, "HTTP %ld", status);
-        trip_breaker(f, why);
+        trip_breaker(f, why, r->retry_after);
         complete(r, FETCH_BLOCKED, status, why);
     } else if (status >= 500) {
         metrics_upstream(f->metrics, "error", seconds);
@@ -442,8 +485,6 @@ static void transfer_finished(struct fetch_request *r, CURLcode code)
         }
     } else {
         metrics_upstream(f->metrics, status == 404 ? "not_found" : status < 300 ? "ok" : "error", seconds);
-        if (status >= 200 && status < 300)
-            f->blocked_since_success = 0;
         complete(r, FETCH_DONE, status, NULL);
     }
     free(location);
@@ -498,11 +539,10 @@ static void pump(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct fetcher *f = arg;
     struct fetch_request *r;
-    while ((r = TAILQ_FIRST(&f->queue)) != NULL) {
+    while ((r = TAILQ_FIRST(&f->urgent)) != NULL || (r = TAILQ_FIRST(&f->queue)) != NULL) {
         double now = clock_monotonic();
         if (now < f->breaker_until) {
-            TAILQ_REMOVE(&f->queue, r, queue_link);
-            f->queued--;
+            dequeue(f, r);
             complete(r, FETCH_BLOCKED, 0, "the upstream refused us recently; waiting before asking again");
             continue;
         }
@@ -520,10 +560,10 @@ static void pump(evutil_socket_t fd, short what, void *arg)
             arm_timer(f->pump_timer, wait);
             return;
         }
-        TAILQ_REMOVE(&f->queue, r, queue_link);
-        f->queued--;
+        dequeue(f, r);
         note_start(f, now);
-        start_transfer(f, r);
+        if (start_transfer(f, r) != 0)
+            complete(r, FETCH_ERROR, 0, "libcurl refused the transfer");
     }
 }
 
@@ -570,6 +610,7 @@ struct fetcher *fetcher_new(struct event_base *base, const struct config *config
     struct fetcher *f = xcalloc(1, sizeof *f);
     f->base = base;
     f->metrics = metrics;
+    TAILQ_INIT(&f->urgent);
     TAILQ_INIT(&f->queue);
     TAILQ_INIT(&f->all);
     f->multi = curl_multi_init();
@@ -605,8 +646,7 @@ static void discard(struct fetch_request *r)
     struct fetcher *f = r->fetcher;
     switch (r->state) {
     case STATE_QUEUED:
-        TAILQ_REMOVE(&f->queue, r, queue_link);
-        f->queued--;
+        dequeue(f, r);
         break;
     case STATE_RUNNING:
         curl_multi_remove_handle(f->multi, r->easy);
@@ -632,10 +672,11 @@ void fetcher_free(struct fetcher *f)
     struct fetch_request *r;
     while ((r = TAILQ_FIRST(&f->all)) != NULL)
         discard(r);
-    event_free(f->curl_timer);
-    event_free(f->pump_timer);
+    /* curl may still call the timer callback while cleaning up: events go last. */
     curl_multi_cleanup(f->multi);
     curl_share_cleanup(f->share);
+    event_free(f->curl_timer);
+    event_free(f->pump_timer);
     curl_slist_free_all(f->headers);
     free(f->starts);
     free(f->host);
@@ -643,7 +684,8 @@ void fetcher_free(struct fetcher *f)
     free(f);
 }
 
-struct fetch_request *fetch_start(struct fetcher *f, const char *url, fetch_cb cb, void *arg)
+struct fetch_request *fetch_start(struct fetcher *f, const char *url, enum fetch_priority priority,
+                                  fetch_cb cb, void *arg)
 {
     struct fetch_request *r = xcalloc(1, sizeof *r);
     r->fetcher = f;
@@ -652,10 +694,10 @@ struct fetch_request *fetch_start(struct fetcher *f, const char *url, fetch_cb c
     r->arg = arg;
     r->retry_after = -1;
     r->attempts = 1;
-    r->state = STATE_QUEUED;
-    TAILQ_INSERT_TAIL(&f->queue, r, queue_link);
+    r->priority = priority;
+    r->epoch = f->epoch;
     TAILQ_INSERT_TAIL(&f->all, r, all_link);
-    f->queued++;
+    enqueue(f, r, 0);
     schedule_pump(f);
     return r;
 }
@@ -668,7 +710,13 @@ void fetch_cancel(struct fetch_request *r)
 
 void fetch_report_block(struct fetcher *f, const char *why)
 {
-    trip_breaker(f, why);
+    trip_breaker(f, why, -1);
+}
+
+void fetch_report_ok(struct fetcher *f, unsigned long epoch)
+{
+    if (epoch == f->epoch)
+        f->blocked_since_success = 0;
 }
 
 long fetch_breaker_remaining(const struct fetcher *f)

@@ -26,9 +26,14 @@ struct fetch_response {
     long status;          /* the last HTTP status, 0 if none */
     const char *body;     /* borrowed for the callback's duration; NUL-terminated */
     size_t len;
-    long retry_after;     /* seconds to wait before asking again (blocks), -1 if none */
+    long retry_after;     /* seconds to wait before asking again (blocks, Retry-After), -1 if none */
     const char *error;    /* human-readable reason when outcome != FETCH_DONE */
+    unsigned long epoch;  /* the breaker's epoch when the request started: see fetch_report_ok */
 };
+
+/* Listings go before movie pages: a client waits on each listing, and a scrape's movie
+ * pages are no use without it. */
+enum fetch_priority { FETCH_NORMAL, FETCH_URGENT };
 
 /* Called once per fetch_start() that returned a request, from the loop, never from inside
  * fetch_start() or fetch_cancel(). */
@@ -44,12 +49,17 @@ void fetcher_free(struct fetcher *f);
 
 /* Queues a GET of url. The callback is called exactly once unless fetch_cancel() is called
  * first. Returns the request (borrowed; valid until its callback runs or it is cancelled). */
-struct fetch_request *fetch_start(struct fetcher *f, const char *url, fetch_cb cb, void *arg);
+struct fetch_request *fetch_start(struct fetcher *f, const char *url, enum fetch_priority priority,
+                                  fetch_cb cb, void *arg);
 /* Abandons a request: its callback will not be called. */
 void fetch_cancel(struct fetch_request *r);
 
 /* Opens the breaker for the upstream host, as a block seen in a page's content does. */
 void fetch_report_block(struct fetcher *f, const char *why);
+/* A page fetched in the given epoch was usable: blocks no longer count as repeated (the
+ * breaker's backoff stops doubling). Pages from requests sent before the last block do
+ * not count: they say nothing about whether the block is over. */
+void fetch_report_ok(struct fetcher *f, unsigned long epoch);
 /* Seconds until the breaker closes; 0 when requests may go out. */
 long fetch_breaker_remaining(const struct fetcher *f);
 /* Requests waiting for their turn, and transfers under way. */

@@ -39,6 +39,7 @@ struct scrape {
     struct slot *slots;
     size_t pending;
     time_t fetched_at;
+    double fetched;              /* monotonic twin of fetched_at */
     LIST_ENTRY(scrape) link;
 };
 
@@ -115,7 +116,8 @@ static void scrape_fail(struct scrape *sc, const struct scrape_error *e)
     scrape_cb cb = sc->cb;
     void *arg = sc->arg;
     scrape_destroy(sc);
-    cb(NULL, e, arg);
+    struct scrape_result result = {.document = NULL, .error = e, .fetched = 0, .details_refused = 0};
+    cb(&result, arg);
 }
 
 /* The ISO-8601 UTC form of t. */
@@ -131,11 +133,13 @@ static void scrape_finish(struct scrape *sc)
 {
     struct scraper *s = sc->scraper;
     json_t *movies = json_array();
-    size_t failed = 0;
+    size_t failed = 0, refused = 0;
     for (size_t i = 0; i < sc->listing.n; i++) {
         struct slot *slot = &sc->slots[i];
-        if (slot->detail == NULL)
+        if (slot->detail == NULL) {
             failed++;
+            refused += strcmp(slot->error.code, "upstream_blocked") == 0;
+        }
         json_array_append_new(movies, movie_json(&sc->listing.items[i], slot->detail,
                                                  slot->detail ? NULL : &slot->error, sc->fetched_at));
     }
@@ -151,8 +155,10 @@ static void scrape_finish(struct scrape *sc)
     log_info("scraped %s: %zu movies, %zu without details", sc->city, sc->listing.n, failed);
     scrape_cb cb = sc->cb;
     void *arg = sc->arg;
+    struct scrape_result result = {.document = doc, .error = NULL, .fetched = sc->fetched,
+                                   .details_refused = refused};
     scrape_destroy(sc);
-    cb(doc, NULL, arg);
+    cb(&result, arg);
 }
 
 /* Fills a waiting scrape's slot; finishes the scrape when it was the last one. */
@@ -208,6 +214,7 @@ static json_t *read_detail(struct scraper *s, const char *id, const struct fetch
     switch (v) {
     case DOUBAN_OK:
         detail = movie_detail_json(&d);
+        fetch_report_ok(s->fetcher, r->epoch);
         break;
     case DOUBAN_NOT_FOUND:
         err->code = "not_found";
@@ -302,7 +309,7 @@ static void request_details(struct scrape *sc)
             fl->scraper = s;
             fl->id = xstrdup(id);
             char *url = xasprintf("%s/subject/%s/", s->config->upstream, id);
-            fl->fetch = fetch_start(s->fetcher, url, flight_done, fl);
+            fl->fetch = fetch_start(s->fetcher, url, FETCH_NORMAL, flight_done, fl);
             free(url);
             LIST_INSERT_HEAD(&s->flights, fl, link);
         }
@@ -344,15 +351,18 @@ static void listing_done(const struct fetch_response *r, void *arg)
     }
     if (r->status < 200 || r->status >= 300) {
         set_error(&e, 502, "upstream_error", "the listing answered HTTP %ld", r->status);
+        e.retry_after = r->retry_after;
         scrape_fail(sc, &e);
         return;
     }
     sc->fetched_at = time(NULL);
+    sc->fetched = clock_monotonic();
     char why[200] = "";
     enum douban_verdict v = douban_parse_listing(r->body, r->len, fetch_upstream_host(s->fetcher),
                                                  &sc->listing, why, sizeof why);
     switch (v) {
     case DOUBAN_OK:
+        fetch_report_ok(s->fetcher, r->epoch);
         request_details(sc);
         return;
     case DOUBAN_NOT_FOUND:
@@ -428,7 +438,7 @@ void scrape_city(struct scraper *s, const char *city, scrape_cb cb, void *arg)
     LIST_INSERT_HEAD(&s->scrapes, sc, link);
     s->active++;
     char *url = scrape_listing_url(s->config, city);
-    sc->listing_fetch = fetch_start(s->fetcher, url, listing_done, sc);
+    sc->listing_fetch = fetch_start(s->fetcher, url, FETCH_URGENT, listing_done, sc);
     free(url);
 }
 

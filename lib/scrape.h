@@ -18,8 +18,14 @@ struct scrape_error {
     long retry_after;    /* seconds, for upstream_blocked; -1 otherwise */
 };
 
-/* Exactly one of document (a new reference the callback owns) and error is non-NULL. */
-typedef void (*scrape_cb)(json_t *document, const struct scrape_error *error, void *arg);
+struct scrape_result {
+    json_t *document;                  /* a new reference the callback owns, or NULL */
+    const struct scrape_error *error;  /* when document is NULL */
+    double fetched;                    /* monotonic time the listing arrived */
+    size_t details_refused;            /* movies without details because the upstream refused */
+};
+
+typedef void (*scrape_cb)(const struct scrape_result *result, void *arg);
 
 struct scraper;
 

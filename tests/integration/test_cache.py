@@ -296,6 +296,32 @@ def stale_if_error_blocked():
 
 
 @test
+def stale_if_error_request_deadline():
+    """The refresh outlasts the request deadline (hanging upstream, --upstream-timeout 60,
+    --request-deadline 2): the old answer, still within stale_max_age, is served (200,
+    stale) rather than a 504. README: "a failing or refusing upstream gets the last good
+    answer served instead of an error". With the defaults (upstream_timeout 15, retries 2,
+    request_deadline 30) a hanging upstream always runs into the deadline first, so this is
+    the stale-if-error case a city past its stale-while-revalidate window meets."""
+    flags = ["--listing-ttl", "1", "--stale-while-revalidate", "0", "--upstream-timeout", "60",
+             "--request-deadline", "2", "--drain-timeout", "1"]
+    with scenario(flags=flags) as (fake, d):
+        doc1, _, _ = movies("beijing", d, fake)
+        t1 = time.monotonic()
+        wait_past(t1, 1.2)
+        fake.add_fault("^%s$" % listing("beijing"), "hang")
+        t0 = time.monotonic()
+        r = d.get("/movies?city=beijing", timeout=30)
+        dt = time.monotonic() - t0
+        expect(r.status == 200, "a cached answer exists but the request got %d after %.1f s: %r"
+               % (r.status, dt, r.body[:200]))
+        doc2 = expect_answer(r, fake, "beijing")
+        expect_eq(doc2["stale"], True, "stale")
+        expect_eq(doc2["fetched_at"], doc1["fetched_at"], "fetched_at of the stale answer")
+        expect(dt <= 4.0, "stale answer after %.1f s (--request-deadline 2)" % dt)
+
+
+@test
 def stale_max_age_exceeded_returns_the_error():
     """--stale-max-age 1: once the answer is more than 1 s old (and more than 1 s past its
     TTL), a failing refresh is answered with the error, not the old answer."""
@@ -328,6 +354,24 @@ def lru_evicts_the_oldest_city():
         movies("beijing", d, fake)
         expect_eq(fake.count(listing("beijing")), 2,
                   "beijing listing requests (evicted: fetched again)")
+
+
+@test
+def lru_keeps_the_recently_used_city():
+    """Least recently used, not first in: beijing and shanghai cached, beijing read again,
+    then guangzhou: shanghai is the one evicted."""
+    with scenario(flags=["--cache-max-entries", "2"]) as (fake, d):
+        movies("beijing", d, fake)
+        movies("shanghai", d, fake)
+        movies("beijing", d, fake)
+        expect_eq(fake.count(listing("beijing")), 1, "beijing listing requests")
+        movies("guangzhou", d, fake)
+        movies("beijing", d, fake)
+        expect_eq(fake.count(listing("beijing")), 1,
+                  "beijing listing requests (recently used: must stay cached)")
+        movies("shanghai", d, fake)
+        expect_eq(fake.count(listing("shanghai")), 2,
+                  "shanghai listing requests (least recently used: evicted)")
 
 
 if __name__ == "__main__":

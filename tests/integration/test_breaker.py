@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""The breaker: after any sign of a block (403, 429, the "有异常请求" page, a redirect to
+sec.douban.com) no upstream request at all for block_backoff seconds; cached cities still
+served; /readyz and /metrics tell; block_backoff 0 turns it off. And the request deadline."""
+
+import re
+import time
+
+from harness import (expect, expect_answer, expect_eq, expect_error, get_metrics, metric, run,
+                     scenario, test, wait_until)
+
+BACKOFF = 600
+
+
+def listing(city):
+    return "/cinema/later/%s/" % city
+
+
+def retry_after(r):
+    ra = r.headers.get("retry-after")
+    expect(ra is not None and re.fullmatch(r"\d+", ra.strip()),
+           "Retry-After missing or not a number of seconds: %r" % ra)
+    return int(ra)
+
+
+def expect_ready(d):
+    r = d.get("/readyz")
+    expect_eq(r.status, 200, "/readyz status while the breaker is closed (%r)" % r.body)
+    expect_eq(r.json().get("status"), "ready", "/readyz status field")
+
+
+def expect_not_ready(d):
+    r = d.get("/readyz")
+    expect_eq(r.status, 503, "/readyz status while the breaker is open (%r)" % r.body)
+    doc = r.json()
+    reason = doc.get("reason") if isinstance(doc, dict) else None
+    expect(isinstance(reason, str) and reason.strip(), "/readyz without a JSON reason: %r" % doc)
+    return doc
+
+
+def breaker_open(d):
+    return metric(get_metrics(d), "moviesd_breaker_open")
+
+
+def _block(kind, **params):
+    """shanghai is cached; beijing's listing answers with kind: 503 upstream_blocked with a
+    Retry-After of about block_backoff; then cold cities get 503 without upstream traffic,
+    shanghai is still served, /readyz is 503, moviesd_breaker_open is 1."""
+    flags = ["--block-backoff", str(BACKOFF), "--retries", "0"]
+
+    def setup(fake):
+        fake.add_fault("^%s$" % listing("beijing"), kind, **params)
+    with scenario(flags=flags, setup=setup) as (fake, d):
+        expect_ready(d)
+        expect_eq(breaker_open(d), 0, "moviesd_breaker_open before the block")
+        cached = expect_answer(d.get("/movies?city=shanghai"), fake, "shanghai")
+
+        r = d.get("/movies?city=beijing")
+        expect_error(r, 503, "upstream_blocked", "listing answering %s" % kind)
+        ra = retry_after(r)
+        expect(BACKOFF - 10 <= ra <= BACKOFF,
+               "Retry-After %d after a block (--block-backoff %d)" % (ra, BACKOFF))
+        expect_eq(fake.count(listing("beijing")), 1, "beijing listing requests")
+
+        total = fake.total
+        for city in ("guangzhou", "shenzhen", "beijing"):
+            r = d.get("/movies?city=%s" % city)
+            expect_error(r, 503, "upstream_blocked", "%s while the breaker is open" % city)
+            ra = retry_after(r)
+            expect(0 < ra <= BACKOFF, "Retry-After %d while the breaker is open" % ra)
+        expect_eq(fake.total, total, "upstream requests while the breaker is open")
+
+        r = d.get("/movies?city=shanghai")
+        doc = expect_answer(r, fake, "shanghai")
+        expect_eq(doc["movies"], cached["movies"], "cached city's movies while the breaker is open")
+
+        expect_not_ready(d)
+        expect_eq(breaker_open(d), 1, "moviesd_breaker_open while the breaker is open")
+        expect_eq(fake.total, total, "upstream requests in all")
+
+
+@test
+def blocked_by_403():
+    _block(403)
+
+
+@test
+def blocked_by_429():
+    _block(429)
+
+
+@test
+def blocked_by_abnormal_requests_page():
+    _block("block_page")
+
+
+@test
+def blocked_by_redirect_to_sec_douban():
+    _block("redirect")
+
+
+def _cached_past_ttl(flags):
+    """shanghai cached, beijing blocked, shanghai's TTL passes: shanghai is answered 200 with
+    stale true and its old fetched_at, and no request reaches the upstream."""
+    flags = ["--listing-ttl", "1", "--block-backoff", str(BACKOFF), "--retries", "0"] + flags
+
+    def setup(fake):
+        fake.add_fault("^%s$" % listing("beijing"), 403)
+    with scenario(flags=flags, setup=setup) as (fake, d):
+        doc1 = expect_answer(d.get("/movies?city=shanghai"), fake, "shanghai")
+        t1 = time.monotonic()
+        expect_error(d.get("/movies?city=beijing"), 503, "upstream_blocked")
+        total = fake.total
+        wait_until(lambda: time.monotonic() >= t1 + 1.2, 3, "shanghai's TTL to pass")
+        for _ in range(2):
+            doc = expect_answer(d.get("/movies?city=shanghai"), fake, "shanghai")
+            expect_eq(doc["stale"], True, "stale of a city past its TTL while the breaker is open")
+            expect_eq(doc["fetched_at"], doc1["fetched_at"], "fetched_at of the stale answer")
+            expect_eq(doc["movies"], doc1["movies"], "movies of the stale answer")
+        wait_until(lambda: metric(get_metrics(d), "moviesd_scrapes_in_flight") == 0, 5,
+                   "the refresh to end")
+        expect_eq(fake.total, total, "upstream requests while the breaker is open")
+
+
+@test
+def cached_city_past_ttl_served_stale_while_open():
+    _cached_past_ttl([])
+
+
+@test
+def cached_city_past_ttl_served_stale_while_open_without_swr():
+    _cached_past_ttl(["--stale-while-revalidate", "0"])
+
+
+@test
+def breaker_closes_after_backoff():
+    """--block-backoff 1: /readyz is 200 again after about a second, and requests flow."""
+    flags = ["--block-backoff", "1", "--retries", "0"]
+
+    def setup(fake):
+        fake.add_fault("^%s$" % listing("beijing"), 403, times=1)
+    with scenario(flags=flags, setup=setup) as (fake, d):
+        t0 = time.monotonic()
+        r = d.get("/movies?city=beijing")
+        expect_error(r, 503, "upstream_blocked")
+        expect(1 <= retry_after(r) <= 2, "Retry-After %s with --block-backoff 1" % retry_after(r))
+        expect_not_ready(d)
+
+        def ready():
+            return d.get("/readyz").status == 200
+        wait_until(ready, 5, "/readyz 200 after the backoff", interval=0.05)
+        dt = time.monotonic() - t0
+        expect(dt >= 0.8, "breaker closed after %.2f s (--block-backoff 1)" % dt)
+        expect_eq(breaker_open(d), 0, "moviesd_breaker_open after the backoff")
+        expect_answer(d.get("/movies?city=beijing"), fake, "beijing")
+        expect_eq(fake.count(listing("beijing")), 2, "beijing listing requests")
+        expect_answer(d.get("/movies?city=shanghai"), fake, "shanghai")
+        expect_eq(fake.count(listing("shanghai")), 1, "shanghai listing requests")
+
+
+@test
+def backoff_doubles_while_blocks_repeat():
+    """A second block with no success in between doubles the pause (README: doubled on each
+    repeat)."""
+    flags = ["--block-backoff", "1", "--block-backoff-max", "100", "--retries", "0"]
+
+    def setup(fake):
+        fake.add_fault("^%s$" % listing("beijing"), 403)
+    with scenario(flags=flags, setup=setup) as (fake, d):
+        r = d.get("/movies?city=beijing")
+        expect_error(r, 503, "upstream_blocked")
+        expect_eq(retry_after(r), 1, "Retry-After of the first block")
+        wait_until(lambda: d.get("/readyz").status == 200, 5, "the breaker to close",
+                   interval=0.05)
+        r = d.get("/movies?city=beijing")
+        expect_error(r, 503, "upstream_blocked")
+        expect_eq(fake.count(listing("beijing")), 2, "beijing listing requests")
+        expect_eq(retry_after(r), 2, "Retry-After of the repeated block")
+
+
+@test
+def backoff_zero_turns_the_breaker_off():
+    flags = ["--block-backoff", "0", "--retries", "0"]
+
+    def setup(fake):
+        fake.add_fault("^%s$" % listing("beijing"), 403)
+    with scenario(flags=flags, setup=setup) as (fake, d):
+        expect_error(d.get("/movies?city=beijing"), 503, "upstream_blocked")
+        expect_ready(d)
+        expect_eq(breaker_open(d), 0, "moviesd_breaker_open with --block-backoff 0")
+        expect_answer(d.get("/movies?city=shanghai"), fake, "shanghai")
+        expect_eq(fake.count(listing("shanghai")), 1, "shanghai listing requests")
+        expect_error(d.get("/movies?city=beijing"), 503, "upstream_blocked")
+        expect_eq(fake.count(listing("beijing")), 2, "beijing listing requests")
+
+
+@test
+def request_deadline():
+    """--request-deadline 2 with a hanging upstream and --upstream-timeout 60: 504 within
+    about 2 s. (--drain-timeout 1: the hanging scrape must not hold up the SIGTERM at the
+    end for the default 10 s.)"""
+    flags = ["--request-deadline", "2", "--upstream-timeout", "60", "--drain-timeout", "1"]
+
+    def setup(fake):
+        fake.add_fault("^%s$" % listing("beijing"), "hang")
+    with scenario(flags=flags, setup=setup) as (fake, d):
+        t0 = time.monotonic()
+        r = d.get("/movies?city=beijing", timeout=30)
+        dt = time.monotonic() - t0
+        expect_error(r, 504, "upstream_timeout")
+        print("    (504 after %.2f s)" % dt)
+        expect(1.9 <= dt <= 4.0, "504 after %.2f s (--request-deadline 2)" % dt)
+
+
+if __name__ == "__main__":
+    run(deadline=180)
