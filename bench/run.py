@@ -18,6 +18,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -51,12 +52,11 @@ class Daemon:
 
     def __init__(self, binary, upstream, flags):
         self.proc = subprocess.Popen(
-            [binary, "--listen", "127.0.0.1:0", "--upstream", upstream, "--log-level", "warn",
+            [binary, "--listen", "127.0.0.1:0", "--upstream", upstream,
              "--min-request-interval-ms", "0", "--max-requests-per-minute", "0"] + flags,
             stderr=subprocess.PIPE, text=True, env={k: v for k, v in os.environ.items()
                                                     if not k.startswith("MOVIESD_")})
-        # The port comes from the startup line, logged at info: ask for it at warn too by
-        # reading until the line appears.
+        # The port comes from the startup line; the rest of the log is drained by a thread.
         self.port = None
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -90,10 +90,14 @@ class Daemon:
             self.proc.wait()
 
 
-def cold_city(binary, fake, connections):
-    """Wall and CPU seconds of one cold city with the given per-host connection cap."""
+def cold_city(binary, fake, connections, polite=False):
+    """Wall and CPU seconds of one cold city with the given per-host connection cap
+    (polite: with the default spacing and per-minute cap instead of none)."""
     fake.reset_stats()
-    d = Daemon(binary, fake.base_url, ["--max-host-connections", str(connections)])
+    flags = ["--max-host-connections", str(connections)]
+    if polite:
+        flags += ["--min-request-interval-ms", "100", "--max-requests-per-minute", "90"]
+    d = Daemon(binary, fake.base_url, flags)
     try:
         cpu0 = cpu_seconds(d.proc.pid)
         t0 = time.monotonic()
@@ -136,6 +140,9 @@ def main():
                   "answer %d bytes, RSS %d KiB" % (n, wall, cpu, peak, size, rss))
         print("  ratio 1 connection / 4 connections: %.2fx; 1 / 8: %.2fx"
               % (runs[1][0] / runs[4][0], runs[1][0] / runs[8][0]))
+        wall, cpu, rss, peak, size = cold_city(args.daemon, fake, 4, polite=True)
+        print("  cold city with the default politeness (4 connections, 100 ms spacing with jitter, "
+              "90/min): wall %.2f s, daemon CPU %.3f s" % (wall, cpu))
 
         d = Daemon(args.daemon, fake.base_url, [])
         try:
@@ -157,6 +164,14 @@ def main():
             print("  cached request (keep-alive, client included): p50 %.3f ms, p99 %.3f ms, mean %.3f ms"
                   % (p50 * 1e3, p99 * 1e3, statistics.mean(samples) * 1e3))
             print("  ratio cold / cached p50: %.0fx" % (cold / p50))
+            if shutil.which("wrk"):
+                out = subprocess.run(["wrk", "-t2", "-c50", "-d5s", "--latency",
+                                      "http://127.0.0.1:%d/movies?city=beijing" % d.port],
+                                     capture_output=True, text=True, timeout=60).stdout
+                rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+                p99 = re.search(r"99%\s+(\S+)", out)
+                print("  cached, wrk 2 threads 50 connections 5 s: %s requests/s, p99 %s"
+                      % (rps.group(1) if rps else "?", p99.group(1) if p99 else "?"))
 
             # 50 concurrent cold requests for one city: one listing, each movie page once.
             fake.reset_stats()
