@@ -104,6 +104,16 @@ static void common_headers(struct server *s, struct MHD_Response *r, const char 
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 }
 
+/* Adds Retry-After when there is a time to give. */
+static void add_retry_after(struct MHD_Response *r, long seconds)
+{
+    if (seconds < 0)
+        return;
+    char value[32];
+    snprintf(value, sizeof value, "%ld", seconds);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, value);
+}
+
 /* A JSON error response: {"error": {"code", "message"}}. */
 static struct MHD_Response *error_response(struct request *rq, const char *code, const char *message,
                                            long retry_after)
@@ -114,27 +124,28 @@ static struct MHD_Response *error_response(struct request *rq, const char *code,
     blob_unref(body);
     common_headers(s, r, "application/json; charset=utf-8");
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    if (retry_after >= 0) {
-        char value[32];
-        snprintf(value, sizeof value, "%ld", retry_after);
-        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, value);
-    }
+    add_retry_after(r, retry_after);
+    return r;
+}
+
+/* An uncacheable response with a body made for this request (steals text). */
+static struct MHD_Response *text_response(struct request *rq, char *text, const char *content_type)
+{
+    struct blob *body = blob_new(text, strlen(text));
+    free(text);
+    struct MHD_Response *r = blob_response(rq, body);
+    blob_unref(body);
+    common_headers(rq->server, r, content_type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     return r;
 }
 
 /* A JSON document built with jansson (steals doc). */
 static struct MHD_Response *json_response(struct request *rq, json_t *doc)
 {
-    struct server *s = rq->server;
     char *text = json_dumps(doc, MOVIE_JSON_FLAGS);
     json_decref(doc);
-    struct blob *body = blob_new(text, strlen(text));
-    free(text);
-    struct MHD_Response *r = blob_response(rq, body);
-    blob_unref(body);
-    common_headers(s, r, "application/json; charset=utf-8");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    return r;
+    return text_response(rq, text, "application/json; charset=utf-8");
 }
 
 /* The response for a city's answer, honouring If-None-Match. Sets rq->status. */
@@ -146,11 +157,7 @@ static struct MHD_Response *answer_response(struct request *rq, const struct ans
         struct MHD_Response *r = blob_response(rq, a->body);
         common_headers(s, r, "application/json; charset=utf-8");
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-        if (a->retry_after >= 0) {
-            char value[32];
-            snprintf(value, sizeof value, "%ld", a->retry_after);
-            MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, value);
-        }
+        add_retry_after(r, a->retry_after);
         return r;
     }
     const char *inm = MHD_lookup_connection_value(rq->connection, MHD_HEADER_KIND,
@@ -260,11 +267,7 @@ static struct MHD_Response *handle_readyz(struct request *rq)
         if (left > 0)
             json_object_set_new(doc, "retry_after", json_integer(left));
         struct MHD_Response *r = json_response(rq, doc);
-        if (left > 0) {
-            char value[32];
-            snprintf(value, sizeof value, "%ld", left);
-            MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, value);
-        }
+        add_retry_after(r, left > 0 ? left : -1);
         return r;
     }
     rq->status = MHD_HTTP_OK;
@@ -285,15 +288,8 @@ static struct MHD_Response *handle_metrics(struct request *rq)
         .cached_cities = (long)answerer_cached_cities(s->answerer),
         .cached_movies = (long)scraper_cached_movies(s->scraper),
     };
-    char *text = metrics_render(s->metrics, &g);
-    struct blob *body = blob_new(text, strlen(text));
-    free(text);
-    struct MHD_Response *r = blob_response(rq, body);
-    blob_unref(body);
-    common_headers(s, r, "text/plain; version=0.0.4; charset=utf-8");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     rq->status = MHD_HTTP_OK;
-    return r;
+    return text_response(rq, metrics_render(s->metrics, &g), "text/plain; version=0.0.4; charset=utf-8");
 }
 
 /* Routes a request; NULL means it was suspended. */

@@ -94,18 +94,6 @@ const struct setting config_settings[] = {
 };
 const size_t config_settings_count = sizeof config_settings / sizeof config_settings[0];
 
-/* Writes a formatted message to err, which may be NULL or empty. */
-static void __attribute__((format(printf, 3, 4)))
-set_error(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Escapes text from a file, a flag or the environment before it goes into a message. */
 static const char *shown(const char *value, char out[VALUE_SHOWN_MAX])
 {
@@ -220,10 +208,10 @@ static int set_integer(struct config *c, const struct setting *s, const char *va
     /* parse_integer says only "no": all digits means the number itself was the problem. */
     size_t digits = strspn(value, "0123456789");
     if (digits > 0 && value[digits] == '\0')
-        set_error(err, errlen, "%s: %s is out of range %lld..%lld", source, shown(value, buf),
+        errorf(err, errlen, "%s: %s is out of range %lld..%lld", source, shown(value, buf),
                   s->min, s->max);
     else
-        set_error(err, errlen, "%s: '%s' is not a whole number", source, shown(value, buf));
+        errorf(err, errlen, "%s: '%s' is not a whole number", source, shown(value, buf));
     return -1;
 }
 
@@ -233,12 +221,12 @@ static int check_text(const char *value, const char *source, char *err, size_t e
 {
     char buf[VALUE_SHOWN_MAX];
     if (value[0] == '\0') {
-        set_error(err, errlen, "%s: must not be empty", source);
+        errorf(err, errlen, "%s: must not be empty", source);
         return -1;
     }
     for (const unsigned char *p = (const unsigned char *)value; *p != '\0'; p++) {
         if (*p < 0x20 || *p == 0x7F) {
-            set_error(err, errlen, "%s: '%s' contains a control character", source,
+            errorf(err, errlen, "%s: '%s' contains a control character", source,
                       shown(value, buf));
             return -1;
         }
@@ -285,14 +273,14 @@ static int check_listen(const char *value, const char *source, char *err, size_t
         }
     }
     if (!host_ok) {
-        set_error(err, errlen,
+        errorf(err, errlen,
                   "%s: '%s' is not HOST:PORT with HOST an IPv4 address, [IPv6 address] or "
                   "localhost",
                   source, shown(value, buf));
         return -1;
     }
     if (port == NULL || parse_integer(port, 0, 65535, &v) != 0) {
-        set_error(err, errlen, "%s: '%s' needs a port 0..65535 after the host", source,
+        errorf(err, errlen, "%s: '%s' needs a port 0..65535 after the host", source,
                   shown(value, buf));
         return -1;
     }
@@ -310,7 +298,7 @@ static char *normalise_url(const char *value, const char *source, char *err, siz
     else if (strncmp(value, "https://", 8) == 0)
         host = value + 8;
     else {
-        set_error(err, errlen, "%s: '%s' must start with http:// or https://", source,
+        errorf(err, errlen, "%s: '%s' must start with http:// or https://", source,
                   shown(value, buf));
         return NULL;
     }
@@ -319,7 +307,7 @@ static char *normalise_url(const char *value, const char *source, char *err, siz
     if (host[0] == '[') {
         const char *close = strchr(host, ']');
         if (close == NULL || !is_ipv6(host + 1, (size_t)(close - host - 1))) {
-            set_error(err, errlen, "%s: '%s' has a bad IPv6 address", source, shown(value, buf));
+            errorf(err, errlen, "%s: '%s' has a bad IPv6 address", source, shown(value, buf));
             return NULL;
         }
         end = close + 1;
@@ -327,7 +315,7 @@ static char *normalise_url(const char *value, const char *source, char *err, siz
         end = host + strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                   "0123456789.-_");
         if (end == host || host[0] == '.' || host[0] == '-') {
-            set_error(err, errlen, "%s: '%s' has no valid host name", source, shown(value, buf));
+            errorf(err, errlen, "%s: '%s' has no valid host name", source, shown(value, buf));
             return NULL;
         }
     }
@@ -338,20 +326,20 @@ static char *normalise_url(const char *value, const char *source, char *err, siz
         char port[8];
         long long v;
         if (digits == 0 || digits >= sizeof port) {
-            set_error(err, errlen, "%s: '%s' has a bad port", source, shown(value, buf));
+            errorf(err, errlen, "%s: '%s' has a bad port", source, shown(value, buf));
             return NULL;
         }
         memcpy(port, rest + 1, digits);
         port[digits] = '\0';
         if (parse_integer(port, 1, 65535, &v) != 0) {
-            set_error(err, errlen, "%s: '%s' has a port out of range 1..65535", source,
+            errorf(err, errlen, "%s: '%s' has a port out of range 1..65535", source,
                       shown(value, buf));
             return NULL;
         }
         rest += 1 + digits;
     }
     if (!(rest[0] == '\0' || (rest[0] == '/' && rest[1] == '\0'))) {
-        set_error(err, errlen,
+        errorf(err, errlen,
                   "%s: '%s' may only hold a scheme, a host and a port (no user, path or query)",
                   source, shown(value, buf));
         return NULL;
@@ -374,7 +362,7 @@ int config_set(struct config *c, const struct setting *s, const char *value, con
     case SETTING_LOG_LEVEL: {
         int level = log_level_parse(value);
         if (level < 0) {
-            set_error(err, errlen, "%s: '%s' is not a log level (error, warn, info, debug)",
+            errorf(err, errlen, "%s: '%s' is not a log level (error, warn, info, debug)",
                       source, shown(value, buf));
             return -1;
         }
@@ -420,7 +408,7 @@ static int load_line(struct config *c, char *line, size_t len, const char *where
 {
     char buf[VALUE_SHOWN_MAX];
     if (strlen(line) != len) {
-        set_error(err, errlen, "%s: line contains a NUL byte", where);
+        errorf(err, errlen, "%s: line contains a NUL byte", where);
         return -1;
     }
     char *key = trim(line);
@@ -428,19 +416,19 @@ static int load_line(struct config *c, char *line, size_t len, const char *where
         return 0;
     char *eq = strchr(key, '=');
     if (eq == NULL) {
-        set_error(err, errlen, "%s: expected 'key = value'", where);
+        errorf(err, errlen, "%s: expected 'key = value'", where);
         return -1;
     }
     *eq = '\0';
     char *value = trim(eq + 1);
     key = trim(key);
     if (key[0] == '\0') {
-        set_error(err, errlen, "%s: expected 'key = value'", where);
+        errorf(err, errlen, "%s: expected 'key = value'", where);
         return -1;
     }
     const struct setting *s = config_find(key);
     if (s == NULL) {
-        set_error(err, errlen, "%s: unknown key '%s'", where, shown(key, buf));
+        errorf(err, errlen, "%s: unknown key '%s'", where, shown(key, buf));
         return -1;
     }
     size_t vlen = strlen(value);
@@ -459,7 +447,7 @@ int config_load_file(struct config *c, const char *path, char *err, size_t errle
 {
     FILE *f = fopen(path, "r");
     if (f == NULL) {
-        set_error(err, errlen, "%s: %s", path, strerror(errno));
+        errorf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
     struct config next;
@@ -483,7 +471,7 @@ int config_load_file(struct config *c, const char *path, char *err, size_t errle
         free(where);
     }
     if (r == 0 && ferror(f)) {
-        set_error(err, errlen, "%s: %s", path, strerror(errno));
+        errorf(err, errlen, "%s: %s", path, strerror(errno));
         r = -1;
     }
     free(line);
@@ -529,7 +517,7 @@ int config_load_env(struct config *c, char *const envp[], char *err, size_t errl
         }
         const struct setting *s = spelled_ok ? config_find(key) : NULL;
         if (s == NULL) {
-            set_error(err, errlen, "environment %s: unknown setting", shown(name, buf));
+            errorf(err, errlen, "environment %s: unknown setting", shown(name, buf));
             r = -1;
         } else {
             r = config_set(&next, s, eq + 1, name, err, errlen);

@@ -610,18 +610,6 @@ static void add_texts(struct strlist *out, const GumboNode *root, const struct s
     }
 }
 
-/* Writes a formatted reason to err (if any room). */
-static void __attribute__((format(printf, 3, 4)))
-say(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* ---------------------------------------------------------------------------------------
  * Pages.
  * ------------------------------------------------------------------------------------- */
@@ -665,23 +653,23 @@ static enum douban_verdict parse_page(const char *html, size_t len, GumboOutput 
 {
     *out = NULL;
     if (len > UINT_MAX) {
-        say(err, errlen, "the page is too large to parse (%zu bytes)", len);
+        errorf(err, errlen, "the page is too large to parse (%zu bytes)", len);
         return DOUBAN_MALFORMED;
     }
     size_t bad = utf8_invalid_at((const unsigned char *)html, len);
     if (bad < len) {
-        say(err, errlen, "the page is not UTF-8 text (byte %zu of %zu)", bad, len);
+        errorf(err, errlen, "the page is not UTF-8 text (byte %zu of %zu)", bad, len);
         return DOUBAN_MALFORMED;
     }
     size_t depth = douban_nesting_depth(html, len);
     if (depth > DOUBAN_MAX_DEPTH) {
-        say(err, errlen, "the page nests elements deeper than %d levels", DOUBAN_MAX_DEPTH);
+        errorf(err, errlen, "the page nests elements deeper than %d levels", DOUBAN_MAX_DEPTH);
         return DOUBAN_MALFORMED;
     }
     GumboOptions o = parse_options();
     *out = gumbo_parse_with_options(&o, html, len);
     if (*out == NULL || (*out)->root == NULL) {
-        say(err, errlen, "the page could not be parsed");
+        errorf(err, errlen, "the page could not be parsed");
         return DOUBAN_MALFORMED;
     }
     return DOUBAN_OK;
@@ -704,14 +692,14 @@ static enum douban_verdict without_anchor(const GumboOutput *page, const char *h
     enum douban_verdict v = DOUBAN_CHANGED;
     if (title && strstr(title, "页面不存在")) {
         v = DOUBAN_NOT_FOUND;
-        say(err, errlen, "Douban says the page does not exist");
+        errorf(err, errlen, "Douban says the page does not exist");
     } else if ((title && strstr(title, "登录跳转页")) ||
                find_bytes(html, html + len, "有异常请求")) {
         v = DOUBAN_BLOCKED;
-        say(err, errlen, "Douban answered its abnormal-requests or login page");
+        errorf(err, errlen, "Douban answered its abnormal-requests or login page");
     } else {
         char shown[80];
-        say(err, errlen, "no %s in the page (title \"%s\")", anchor,
+        errorf(err, errlen, "no %s in the page (title \"%s\")", anchor,
             title ? log_escape(title, strlen(title), shown, sizeof shown) : "");
     }
     free(title);

@@ -11,6 +11,7 @@
 
 #include <curl/curl.h>
 #include <event2/event.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -721,8 +722,9 @@ void fetch_report_ok(struct fetcher *f, unsigned long epoch)
 
 long fetch_breaker_remaining(const struct fetcher *f)
 {
+    /* Rounded up: while any time is left, nobody may be told the breaker is closed. */
     double left = f->breaker_until - clock_monotonic();
-    return left > 0 ? (long)(left + 0.999) : 0;
+    return left > 0 ? (long)ceil(left) : 0;
 }
 
 size_t fetch_queue_length(const struct fetcher *f)

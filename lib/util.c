@@ -109,6 +109,16 @@ int parse_integer(const char *s, long long min, long long max, long long *out)
     return 0;
 }
 
+void errorf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
 double clock_monotonic(void)
 {
     struct timespec ts;

@@ -29,6 +29,9 @@ int strlist_contains(const struct strlist *l, const char *s);
  * Returns 0 on success, -1 otherwise. */
 int parse_integer(const char *s, long long min, long long max, long long *out);
 
+/* Writes a formatted reason into a caller's error buffer (NULL or empty: nothing). */
+void errorf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Seconds since an arbitrary point, for deadlines and durations. */
 double clock_monotonic(void);
 

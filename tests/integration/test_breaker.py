@@ -178,6 +178,86 @@ def backoff_doubles_while_blocks_repeat():
         expect_eq(retry_after(r), 2, "Retry-After of the repeated block")
 
 
+def wait_ready(d, timeout, what):
+    """Polls /readyz until it is 200 (the breaker closed); returns the monotonic time."""
+    wait_until(lambda: d.get("/readyz").status == 200, timeout, what, interval=0.05)
+    return time.monotonic()
+
+
+def block_beijing(fake, d, kind, what, **params):
+    """Makes beijing's listing answer with kind and asks for beijing: 503 upstream_blocked.
+    Returns (Retry-After of the answer, moviesd_breaker_remaining_seconds read right after,
+    monotonic time just before the request)."""
+    f = fake.add_fault("^%s$" % listing("beijing"), kind, **params)
+    t0 = time.monotonic()
+    r = d.get("/movies?city=beijing")
+    remaining = metric(get_metrics(d), "moviesd_breaker_remaining_seconds")
+    fake.remove_fault(f)
+    expect_error(r, 503, "upstream_blocked", what)
+    return retry_after(r), remaining, t0
+
+
+@test
+def backoff_doubles_on_repeated_block_pages_and_resets_after_a_usable_page():
+    """The 200 "有异常请求" page is a block like a 403: seen twice in a row (the second
+    time once the first pause is over) the pause doubles, 1 s then 2 s. The page is an
+    HTTP 200, and a 200 must not count as the success that stops the doubling: only a
+    usable page, fetched after the block, does. After one (shanghai's listing and movie
+    pages, once the pause is over) a new block starts again at 1 s."""
+    flags = ["--block-backoff", "1", "--block-backoff-max", "100", "--retries", "0"]
+    with scenario(flags=flags) as (fake, d):
+        ra, left, _ = block_beijing(fake, d, "block_page", "first block page")
+        expect_eq(ra, 1, "Retry-After of the first block page")
+        expect_eq(left, 1, "moviesd_breaker_remaining_seconds after the first block page")
+        wait_ready(d, 5, "the breaker to close after the first block")
+
+        ra, left, t0 = block_beijing(fake, d, "block_page", "repeated block page")
+        expect_eq(ra, 2, "Retry-After of the repeated block page (no usable page in between: "
+                  "the 1 s pause must double)")
+        expect_eq(left, 2, "moviesd_breaker_remaining_seconds after the repeated block page")
+        t_open = wait_ready(d, 6, "the breaker to close after the repeated block")
+        expect(t_open - t0 >= 1.9, "breaker closed %.2f s after a repeated block (2 s pause)"
+               % (t_open - t0))
+        expect_eq(fake.count(listing("beijing")), 2, "beijing listing requests")
+
+        # A usable listing and movie pages, fetched after the block: the doubling is over.
+        doc = expect_answer(d.get("/movies?city=shanghai"), fake, "shanghai")
+        bad = [(m["id"], m["detail_error"]) for m in doc["movies"] if m["detail_error"]]
+        expect(not bad, "shanghai after the pause: detail errors %r" % bad)
+
+        ra, left, _ = block_beijing(fake, d, "block_page", "block page after a usable page")
+        expect_eq(ra, 1, "Retry-After of a block after a usable page (the pause starts again "
+                  "at --block-backoff)")
+        expect_eq(fake.count(listing("beijing")), 3, "beijing listing requests")
+
+
+@test
+def site_retry_after_longer_than_the_backoff_wins():
+    """A 429 with Retry-After: 5 and --block-backoff 1: the breaker stays open ~5 s, not
+    1 s, and the 503 tells the client so (Retry-After >= 4)."""
+    flags = ["--block-backoff", "1", "--block-backoff-max", "100", "--retries", "0"]
+    with scenario(flags=flags) as (fake, d):
+        ra, left, t0 = block_beijing(fake, d, 429, "429 with Retry-After: 5", retry_after=5)
+        expect(4 <= ra <= 5, "Retry-After %d on the 503 after the site's 429 with Retry-After: "
+               "5 (--block-backoff 1): the site's longer pause must win" % ra)
+        expect(left is not None and left >= 4,
+               "moviesd_breaker_remaining_seconds %r after a 429 with Retry-After: 5" % left)
+        total = fake.total
+        # Past --block-backoff 1 the breaker is still open: cold cities get 503 at once.
+        wait_until(lambda: time.monotonic() >= t0 + 2.0, 4, "2 s to pass", interval=0.05)
+        expect_not_ready(d)
+        r = d.get("/movies?city=guangzhou")
+        expect_error(r, 503, "upstream_blocked", "cold city 2 s into a 5 s pause")
+        ra2 = retry_after(r)
+        expect(2 <= ra2 <= 4, "Retry-After %d 2 s into a 5 s pause" % ra2)
+        expect_eq(fake.total, total, "upstream requests while the breaker is open")
+        t_open = wait_ready(d, 8, "the breaker to close")
+        print("    (breaker closed %.2f s after the 429)" % (t_open - t0))
+        expect(t_open - t0 >= 4.5, "breaker closed %.2f s after a 429 with Retry-After: 5"
+               % (t_open - t0))
+        expect_answer(d.get("/movies?city=guangzhou"), fake, "guangzhou")
+
+
 @test
 def backoff_zero_turns_the_breaker_off():
     flags = ["--block-backoff", "0", "--retries", "0"]

@@ -13,6 +13,8 @@ import time
 from harness import (expect, expect_answer, expect_eq, expect_error, expect_movie, run,
                      scenario, test, wait_until)
 
+BLOCK_BACKOFF = 1
+
 
 def listing(city):
     return "/cinema/later/%s/" % city
@@ -335,6 +337,113 @@ def stale_max_age_exceeded_returns_the_error():
         r = d.get("/movies?city=beijing")
         expect_error(r, 502, "upstream_error", "refresh failing past stale_max_age")
         expect_eq(fake.count(listing("beijing")), 2, "listing requests")
+
+
+# ----------------------------------------------------------------------------------------
+# Unknown cities and degraded scrapes
+# ----------------------------------------------------------------------------------------
+
+@test
+def unknown_city_is_cached():
+    """A city the upstream does not know (404 on its listing) is answered 404 unknown_city;
+    asked again within listing_ttl, the answer comes from the cache without an upstream
+    request; once the TTL has passed (--listing-ttl 1) the upstream is asked again (the
+    cached 404 is not data to serve while revalidating)."""
+    with scenario(flags=["--listing-ttl", "1"]) as (fake, d):
+        expect(fake.city_ids("nowhere") is None, "the fake knows 'nowhere'")
+        expect_error(d.get("/movies?city=nowhere"), 404, "unknown_city", "first request")
+        t1 = time.monotonic()
+        expect_eq(fake.count(listing("nowhere")), 1, "listing requests of the first request")
+        total = fake.total
+        expect_error(d.get("/movies?city=nowhere"), 404, "unknown_city",
+                     "second request within the TTL")
+        expect_eq(fake.total, total, "upstream requests for an unknown city asked again within "
+                  "listing_ttl (it should be cached)")
+        wait_past(t1, 1.2)
+        expect_error(d.get("/movies?city=nowhere"), 404, "unknown_city", "request after the TTL")
+        expect_eq(fake.count(listing("nowhere")), 2, "listing requests after the TTL")
+        expect_eq(fake.total, total + 1, "upstream requests after the TTL")
+
+
+def blocked_movies(doc):
+    return [m["id"] for m in doc["movies"] if m["detail_error"] is not None
+            and m["detail_error"].get("code") == "upstream_blocked"]
+
+
+@test
+def degraded_scrape_does_not_replace_good_data():
+    """beijing (40 movies) cached complete; its TTL (and its movies', --detail-ttl 1)
+    passes; on the refresh the first movie page is the "有异常请求" page, so the breaker
+    opens mid-scrape and the pages still queued fail as blocked (--max-host-connections 1:
+    no other page is under way when the block page arrives, so all of them are queued, and
+    none of them may be requested while the breaker is open). That answer, missing most
+    movie details, must not replace the complete one: the request gets the old data marked
+    stale (no detail_error anywhere). Once the block is over (--block-backoff 1) a later
+    refresh brings fresh complete data. A city with no older answer (shanghai, cold) is
+    answered with the degraded scrape: 200, movies with detail_error upstream_blocked."""
+    flags = ["--listing-ttl", "1", "--detail-ttl", "1", "--stale-while-revalidate", "0",
+             "--block-backoff", str(BLOCK_BACKOFF), "--retries", "0",
+             "--max-host-connections", "1"]
+    bj_ids = list(range(36100000, 36100040))
+    sh_ids = list(range(36200000, 36200012))
+
+    def setup(fake):
+        fake.set_city("beijing", bj_ids)
+        fake.set_city("shanghai", sh_ids)
+    with scenario(flags=flags, setup=setup) as (fake, d):
+        doc1, _, _ = movies("beijing", d, fake)
+        t1 = time.monotonic()
+        expect_eq(doc1["count"], 40, "count")
+        expect_eq(doc1["stale"], False, "stale of the first answer")
+        bad = [(m["id"], m["detail_error"]) for m in doc1["movies"] if m["detail_error"]]
+        expect(not bad, "detail errors in the first answer: %r" % bad)
+        wait_past(t1, 1.2)
+
+        block = fake.add_fault("^%s$" % subject(bj_ids[0]), "block_page")
+        doc2, _, _ = movies("beijing", d, fake, timeout=30)
+        expect_eq(fake.count(listing("beijing")), 2, "listing requests (the refresh ran)")
+        expect_eq(fake.count(subject(bj_ids[0])), 2,
+                  "requests of the page answering the block page")
+        fetched = fake.count_matching(r"^/subject/361") - 40
+        expect(fetched <= 2, "%d movie page requests in the refresh: the pages queued behind "
+               "the block page were not stopped by the breaker" % fetched)
+        refused = blocked_movies(doc2)
+        expect(not refused, "a scrape degraded by a block replaced the complete answer: %d "
+               "movies with detail_error upstream_blocked (%s...)" % (len(refused), refused[:5]))
+        bad = [(m["id"], m["detail_error"]) for m in doc2["movies"] if m["detail_error"]]
+        expect(not bad, "detail errors in the answer after a blocked refresh: %r" % bad[:5])
+        expect_eq(doc2["stale"], True, "stale of the old answer served instead")
+        expect_eq(doc2["fetched_at"], doc1["fetched_at"], "fetched_at of the old answer")
+        expect_eq(without_stale(doc2), without_stale(doc1), "the old answer's data")
+
+        # The block passes; the next refresh is complete and fresh.
+        fake.remove_fault(block)
+        wait_until(lambda: d.get("/readyz").status == 200, BLOCK_BACKOFF + 5,
+                   "the breaker to close", interval=0.05)
+        doc3, _, _ = movies("beijing", d, fake, timeout=30)
+        expect_eq(doc3["stale"], False, "stale after the block passed")
+        expect(doc3["fetched_at"] > doc1["fetched_at"],
+               "fetched_at not newer after the block passed: %s then %s"
+               % (doc1["fetched_at"], doc3["fetched_at"]))
+        expect_eq([m["id"] for m in doc3["movies"]], [str(i) for i in bj_ids], "ids")
+        for m in doc3["movies"]:
+            expect_movie(m, int(m["id"]),
+                         skip=("regions",) if int(m["id"]) % 10 == 7 else ())
+        expect_eq(fake.count(listing("beijing")), 3, "listing requests")
+
+        # No older answer: the degraded scrape is what there is.
+        fake.add_fault("^%s$" % subject(sh_ids[0]), "block_page")
+        r = d.get("/movies?city=shanghai", timeout=30)
+        doc4 = expect_answer(r, fake, "shanghai")
+        expect_eq(doc4["count"], len(sh_ids), "count of the degraded answer")
+        expect_eq(doc4["stale"], False, "stale of the degraded answer")
+        refused = blocked_movies(doc4)
+        expect(str(sh_ids[0]) in refused, "movie %d (block page) without detail_error "
+               "upstream_blocked: %r" % (sh_ids[0], doc4["movies"][0]["detail_error"]))
+        expect(len(refused) >= len(sh_ids) - 2, "only %r with detail_error upstream_blocked: "
+               "the pages queued behind the block page were fetched" % refused)
+        expect(fake.count_matching(r"^/subject/362") <= 3, "%d shanghai movie page requests "
+               "after the block page" % fake.count_matching(r"^/subject/362"))
 
 
 # ----------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 name file:line, flag or variable; flags > environment > file; --check-config), SIGHUP
 reloads, SIGTERM draining, and the log format (journal priorities, escaped scraped text)."""
 
+import http.client
 import os
 import re
 import shutil
@@ -12,7 +13,7 @@ import tempfile
 import threading
 import time
 
-from harness import (FAST, Daemon, FakeDouban, expect, expect_answer, expect_eq,
+from harness import (FAST, Daemon, FakeDouban, Response, expect, expect_answer, expect_eq,
                      expect_error, get_metrics, metric, run, run_cli, running, scenario, test,
                      wait_until)
 
@@ -435,6 +436,80 @@ def sigterm_drain_timeout_answers_503():
         expect_eq(rc, 0, "exit status")
         print("    (exited %.2f s after SIGTERM)" % dt)
         expect(0.8 <= dt <= 3.5, "exited %.2f s after SIGTERM with --drain-timeout 1" % dt)
+
+
+def keep_alive_connection(d):
+    """An HTTP/1.1 connection to d that has served one request and stays open."""
+    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
+    conn.request("GET", "/healthz")
+    r = conn.getresponse()
+    r.read()
+    expect_eq(r.status, 200, "healthz on the keep-alive connection")
+    expect(not r.will_close, "the daemon closes the connection after /healthz: %r"
+           % r.getheaders())
+    return conn
+
+
+def request_on(conn, path):
+    """GET path on an open connection: (Response, seconds taken)."""
+    t0 = time.monotonic()
+    conn.request("GET", path)
+    r = conn.getresponse()
+    body = r.read()
+    return Response(r.status, r.getheaders(), body), time.monotonic() - t0
+
+
+@test
+def draining_starts_no_new_scrapes():
+    """SIGTERM while a scrape for beijing hangs (the daemon drains, up to --drain-timeout 3):
+    on connections opened before the signal, a cold city (guangzhou) gets 503
+    shutting_down at once and no upstream request is made for it; a cached city (shanghai)
+    still gets its cached answer. (Answers while draining carry Connection: close, so each
+    of the two requests uses its own connection.)"""
+    def setup(fake):
+        fake.add_fault("^%s$" % listing("beijing"), "hang")
+    flags = ["--drain-timeout", "3", "--upstream-timeout", "60", "--request-deadline", "60"]
+    with scenario(flags=flags, setup=setup) as (fake, d):
+        cached = expect_answer(d.get("/movies?city=shanghai"), fake, "shanghai")
+        conn_b = keep_alive_connection(d)
+        conn_c = keep_alive_connection(d)
+        try:
+            result = {}
+
+            def client():
+                try:
+                    result["r"] = d.get("/movies?city=beijing", timeout=30)
+                except Exception as e:  # noqa: BLE001
+                    result["e"] = e
+            t = threading.Thread(target=client, daemon=True)
+            t.start()
+            wait_until(lambda: fake.count(listing("beijing")) >= 1, 5, "beijing's listing request")
+            mark = d.mark()
+            d.signal(signal.SIGTERM)
+            expect(d.wait_for_line(r"draining", 5, start=mark), "no 'draining' log line after "
+                   "SIGTERM")
+
+            r, dt = request_on(conn_b, "/movies?city=guangzhou")
+            print("    (cold city while draining: %d after %.3f s)" % (r.status, dt))
+            expect_error(r, 503, "shutting_down", "cold city on an open connection while draining")
+            expect(dt < 1.0, "503 for a cold city after %.2f s while draining" % dt)
+            expect_eq(fake.count(listing("guangzhou")), 0,
+                      "guangzhou listing requests (no new scrape while draining)")
+
+            r, _ = request_on(conn_c, "/movies?city=shanghai")
+            doc = expect_answer(r, fake, "shanghai")
+            expect_eq(doc["movies"], cached["movies"], "cached city's movies while draining")
+            expect(d.proc.poll() is None and t.is_alive(),
+                   "the daemon was not draining any more when the requests were answered")
+        finally:
+            conn_b.close()
+            conn_c.close()
+        expect_eq(d.wait(10), 0, "exit status")
+        t.join(10)
+        expect("e" not in result, "the waiting request failed: %r" % result.get("e"))
+        expect_error(result["r"], 503, "shutting_down", "beijing at the drain timeout")
+        expect_eq(fake.count(listing("guangzhou")), 0, "guangzhou listing requests in all")
+        expect_eq(fake.count_matching(r"^/subject/"), 12, "movie page requests (shanghai's)")
 
 
 # ----------------------------------------------------------------------------------------

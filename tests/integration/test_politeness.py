@@ -6,6 +6,7 @@ retried, Retry-After honoured, 404 not retried, a bounded number of attempts).
 The fake records when every request starts and ends (fake.timeline()) and the peak number
 in flight; those are what is asserted, not the daemon's own account."""
 
+import email.utils
 import threading
 import time
 
@@ -132,6 +133,69 @@ def per_minute_window():
 
 
 # ----------------------------------------------------------------------------------------
+# Order: listings before movie pages
+# ----------------------------------------------------------------------------------------
+
+@test
+def listings_go_before_movie_pages():
+    """One connection to the host (--max-host-connections 1), 100 ms a page: city A's 40
+    movie pages take ~4 s. City B, asked for once A's listing and a couple of its pages are
+    done, must not wait behind A's remaining pages: its listing starts as soon as the page
+    under way ends (at most 1-2 more of A's pages start first), well before A's last page.
+    A and B share no movies (set_city with distinct ids)."""
+    flags = ["--max-requests-per-minute", "0", "--min-request-interval-ms", "0",
+             "--max-host-connections", "1"]
+    a_ids = list(range(36300000, 36300040))
+    b_ids = list(range(36400000, 36400005))
+    a_listing, b_listing = "/cinema/later/beijing/", "/cinema/later/shanghai/"
+
+    def setup(fake):
+        fake.set_city("beijing", a_ids)
+        fake.set_city("shanghai", b_ids)
+        fake.set_latency(100)
+    with scenario(flags=flags, fast=False, setup=setup) as (fake, d):
+        results = {}
+
+        def client(city):
+            try:
+                results[city] = d.get("/movies?city=%s" % city, timeout=60)
+            except Exception as e:  # noqa: BLE001
+                results[city] = e
+        ta = threading.Thread(target=client, args=("beijing",), daemon=True)
+        ta.start()
+        wait_until(lambda: fake.count(a_listing) == 1 and fake.count_matching(r"^/subject/363")
+                   >= 3, 10, "A's listing and a couple of its movie pages")
+        t_b = time.monotonic()
+        tb = threading.Thread(target=client, args=("shanghai",), daemon=True)
+        tb.start()
+        ta.join(60)
+        tb.join(60)
+        for city, n in (("beijing", 40), ("shanghai", 5)):
+            r = results.get(city)
+            expect(hasattr(r, "status"), "request for %s failed: %r" % (city, r))
+            doc = expect_answer(r, fake, city)
+            expect_eq(doc["count"], n, "%s count" % city)
+            bad = [(m["id"], m["detail_error"]) for m in doc["movies"] if m["detail_error"]]
+            expect(not bad, "%s detail errors: %r" % (city, bad))
+        tl = fake.timeline()
+        b_start = [s for p, s, _ in tl if p == b_listing]
+        expect_eq(len(b_start), 1, "B's listing requests")
+        b_start = b_start[0]
+        a_pages = sorted(s for p, s, _ in tl if p.startswith("/subject/363"))
+        expect_eq(len(a_pages), 40, "A's movie page requests")
+        between = [s for s in a_pages if t_b <= s < b_start]
+        after = [s for s in a_pages if s > b_start]
+        print("    (B's listing started %.2f s after B was asked; %d of A's pages started in "
+              "between, %d after)" % (b_start - t_b, len(between), len(after)))
+        expect(b_start < a_pages[-1], "B's listing started after A's last movie page (%.2f s "
+               "later): listings do not go before movie pages" % (b_start - a_pages[-1]))
+        expect(len(between) <= 2, "%d of A's movie pages started between B's request and B's "
+               "listing (at most 2 expected: B's listing should go first)" % len(between))
+        expect(len(after) >= 30, "only %d of A's movie pages started after B's listing"
+               % len(after))
+
+
+# ----------------------------------------------------------------------------------------
 # Retries
 # ----------------------------------------------------------------------------------------
 
@@ -187,6 +251,29 @@ def retry_after_is_honoured():
     wait = tl[1][0] - tl[0][1]
     print("    (retry started %.2f s after the 503)" % wait)
     expect(wait >= 1.95, "retry started %.2f s after a 503 with Retry-After: 2" % wait)
+
+
+@test
+def retry_after_http_date_is_honoured():
+    """503 with Retry-After as an HTTP date about 3 s ahead (the header has 1 s resolution):
+    the retry starts >= 1.5 s after the 503 (the date was parsed: the exponential backoff
+    alone waits < 1 s) and not much later than the date (it is not taken for a long pause)."""
+    with scenario() as (fake, d):
+        when = email.utils.formatdate(time.time() + 3, usegmt=True)
+        fake.add_fault("^%s$" % subject(BAD), 503, times=1, retry_after=when)
+        doc = expect_answer(d.get("/movies?city=beijing", timeout=60), fake, "beijing")
+        by_id = {int(m["id"]): m for m in doc["movies"]}
+        expect_eq(by_id[BAD]["detail_error"], None,
+                  "detail_error after a 503 with Retry-After: %s" % when)
+        tl = sorted((s, e) for p, s, e in fake.timeline() if p == subject(BAD))
+        expect_eq(len(tl), 2, "requests of the page")
+        wait = tl[1][0] - tl[0][1]
+        print("    (Retry-After: %s; retry started %.2f s after the 503)" % (when, wait))
+        expect(wait >= 1.5, "retry started %.2f s after a 503 with Retry-After: %s (about 3 s "
+               "ahead)" % (wait, when))
+        expect(wait <= 4.5, "retry started %.2f s after a 503 with Retry-After: %s (about 3 s "
+               "ahead)" % (wait, when))
+        _others_ok(by_id, BAD)
 
 
 @test
