@@ -112,5 +112,32 @@ def order_kept_when_pages_finish_out_of_order():
             expect(m["detail_error"] is None, "movie %s: %r" % (m["id"], m["detail_error"]))
 
 
+@test
+def redirects_within_the_upstream_followed():
+    """A redirect to the upstream's own host is followed (relative or absolute Location)."""
+    def setup(fake):
+        fake.add_fault(r"^/cinema/later/beijing/$", "redirect", times=1,
+                       location="/cinema/later/beijing/?from=redirect")
+        fake.add_fault(r"^/subject/%d/$" % fake.city_ids("beijing")[0], "redirect", times=1,
+                       location=fake.base_url + "/subject/%d/?moved=1" % fake.city_ids("beijing")[0])
+    with scenario(setup=setup) as (fake, d):
+        r = d.get("/movies?city=beijing")
+        expect_answer(r, fake, "beijing")
+        expect(all(m["detail_error"] is None for m in r.json()["movies"]), "every movie complete")
+        expect_eq(fake.count("/cinema/later/beijing/"), 2, "listing asked twice: redirect, then target")
+
+
+@test
+def redirect_loop_within_the_upstream_fails_after_three():
+    def setup(fake):
+        fake.add_fault(r"^/cinema/later/beijing/$", "redirect", location="/cinema/later/beijing/")
+    with scenario(setup=setup) as (fake, d):
+        r = d.get("/movies?city=beijing")
+        expect_eq(r.status, 502)
+        expect_eq(r.json()["error"]["code"], "upstream_error")
+        expect_eq(fake.count("/cinema/later/beijing/"), 4, "the first request and 3 redirects")
+        expect_eq(d.get("/readyz").status, 200, "an in-host redirect is no block")
+
+
 if __name__ == "__main__":
     run(deadline=120)
