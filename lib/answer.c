@@ -48,6 +48,7 @@ struct answer_wait {
 struct refresh {
     struct answerer *answerer;
     char *city;
+    struct scrape *scrape;       /* until it calls back */
     TAILQ_HEAD(, answer_wait) waiters;
     LIST_ENTRY(refresh) link;
 };
@@ -246,7 +247,7 @@ static struct refresh *refresh_start(struct answerer *a, const char *city)
     r->city = xstrdup(city);
     TAILQ_INIT(&r->waiters);
     LIST_INSERT_HEAD(&a->refreshes, r, link);
-    scrape_city(a->scraper, city, refresh_done, r);
+    r->scrape = scrape_city(a->scraper, city, refresh_done, r);
     return r;
 }
 
@@ -303,9 +304,17 @@ void answer_cancel(struct answer_wait *w)
 {
     if (w == NULL)
         return;
-    TAILQ_REMOVE(&w->refresh->waiters, w, link);
-    w->refresh->answerer->waiting--;
+    struct refresh *r = w->refresh;
+    TAILQ_REMOVE(&r->waiters, w, link);
+    r->answerer->waiting--;
     free(w);
+    /* Nobody waits any more and the upstream has not been asked: the scrape would only
+     * hold a place in the queue (and a client sending many cities could fill it). */
+    if (TAILQ_EMPTY(&r->waiters) && scrape_abandon(r->scrape)) {
+        LIST_REMOVE(r, link);
+        free(r->city);
+        free(r);
+    }
 }
 
 int answer_fallback(struct answer_wait *w, struct answer *out)

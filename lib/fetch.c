@@ -709,6 +709,11 @@ void fetch_cancel(struct fetch_request *r)
         discard(r);
 }
 
+int fetch_unsent(const struct fetch_request *r)
+{
+    return r->state == STATE_QUEUED && r->attempts == 1 && r->redirects == 0;
+}
+
 void fetch_report_block(struct fetcher *f, const char *why)
 {
     trip_breaker(f, why, -1);

@@ -53,6 +53,8 @@ struct fetch_request *fetch_start(struct fetcher *f, const char *url, enum fetch
                                   fetch_cb cb, void *arg);
 /* Abandons a request: its callback will not be called. */
 void fetch_cancel(struct fetch_request *r);
+/* Whether r is still waiting for its first transfer (nothing sent to the upstream yet). */
+int fetch_unsent(const struct fetch_request *r);
 
 /* Opens the breaker for the upstream host, as a block seen in a page's content does. */
 void fetch_report_block(struct fetcher *f, const char *why);

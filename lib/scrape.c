@@ -428,7 +428,7 @@ void scraper_free(struct scraper *s)
     free(s);
 }
 
-void scrape_city(struct scraper *s, const char *city, scrape_cb cb, void *arg)
+struct scrape *scrape_city(struct scraper *s, const char *city, scrape_cb cb, void *arg)
 {
     struct scrape *sc = xcalloc(1, sizeof *sc);
     sc->scraper = s;
@@ -440,6 +440,19 @@ void scrape_city(struct scraper *s, const char *city, scrape_cb cb, void *arg)
     char *url = scrape_listing_url(s->config, city);
     sc->listing_fetch = fetch_start(s->fetcher, url, FETCH_URGENT, listing_done, sc);
     free(url);
+    return sc;
+}
+
+int scrape_abandon(struct scrape *sc)
+{
+    if (sc->listing_fetch == NULL || !fetch_unsent(sc->listing_fetch))
+        return 0;
+    fetch_cancel(sc->listing_fetch);
+    LIST_REMOVE(sc, link);
+    sc->scraper->active--;
+    log_debug("scrape of %s abandoned before its listing was requested", sc->city);
+    scrape_destroy(sc);
+    return 1;
 }
 
 size_t scraper_active(const struct scraper *s)

@@ -36,9 +36,14 @@ void scraper_configure(struct scraper *s);
 /* Cancels every scrape without calling back. Accepts NULL. */
 void scraper_free(struct scraper *s);
 
+struct scrape;
+
 /* Starts scraping city (a valid slug). cb runs once, from the loop, never from inside
- * scrape_city(). */
-void scrape_city(struct scraper *s, const char *city, scrape_cb cb, void *arg);
+ * scrape_city(). Returns the scrape (borrowed; valid until cb runs). */
+struct scrape *scrape_city(struct scraper *s, const char *city, scrape_cb cb, void *arg);
+/* Drops a scrape whose listing has not been requested yet (cb will not run) and returns 1;
+ * returns 0, changing nothing, once the upstream has been asked. */
+int scrape_abandon(struct scrape *sc);
 
 size_t scraper_active(const struct scraper *s);       /* scrapes under way */
 size_t scraper_cached_movies(const struct scraper *s);

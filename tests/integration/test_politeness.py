@@ -299,5 +299,22 @@ def movie_page_500_every_time_gives_up_after_retries():
     _others_ok(by_id, BAD)
 
 
+@test
+def scrapes_nobody_waits_for_leave_the_queue():
+    """A city whose clients all gave up before its listing was requested is dropped from the
+    queue; one whose listing went out goes on and fills the cache."""
+    flags = ["--max-requests-per-minute", "1", "--min-request-interval-ms", "0",
+             "--request-deadline", "1"]
+    with scenario(flags, fast=False) as (fake, d):
+        expect_eq(d.get("/movies?city=beijing").status, 504, "beijing: listing sent, pages queued")
+        expect_eq(d.get("/movies?city=shanghai").status, 504, "shanghai: listing never sent")
+        expect_eq(d.get("/movies?city=wuhan").status, 504, "wuhan: listing never sent")
+        wait_until(lambda: metric(get_metrics(d), "moviesd_scrapes_in_flight") == 1, 5,
+                   "only beijing's scrape left")
+        expect_eq(fake.count("/cinema/later/shanghai/") + fake.count("/cinema/later/wuhan/"), 0,
+                  "abandoned listings never requested")
+        expect_eq(fake.count("/cinema/later/beijing/"), 1)
+
+
 if __name__ == "__main__":
     run(deadline=180)
