@@ -57,6 +57,8 @@ struct http {
     size_t nsuspended;
 };
 
+static void trigger_run(struct server *s);
+
 /* Runs MHD and re-arms its timer: the one place MHD_run is called. */
 static void run_mhd(evutil_socket_t fd, short what, void *arg)
 {
@@ -64,7 +66,13 @@ static void run_mhd(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct server *s = arg;
     struct http *h = s->http;
+    size_t before = http_connections(s);
     MHD_run(h->mhd);
+    /* At its connection limit MHD takes the listening socket out of its epoll set, and puts
+     * it back only at the start of a later run: when connections closed in this run, that
+     * run must come now, or nothing wakes MHD and it never accepts again. */
+    if (http_connections(s) < before)
+        trigger_run(s);
     MHD_UNSIGNED_LONG_LONG ms;
     if (MHD_get_timeout(h->mhd, &ms) == MHD_YES) {
         struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
