@@ -462,8 +462,10 @@ static void transfer_finished(struct fetch_request *r, CURLcode code)
             enqueue(f, r, 1);
         } else if (host != NULL && strcmp(host, f->host) != 0) {
             metrics_upstream(f->metrics, "blocked", seconds);
-            char why[160];
-            snprintf(why, sizeof why, "redirected to another host (%.100s)", host);
+            char why[160], shown[100];
+            /* The host comes from the upstream's Location header: escape it for the log. */
+            snprintf(why, sizeof why, "redirected to another host (%s)",
+                     log_escape(host, strlen(host), shown, sizeof shown));
             trip_breaker(f, why, r->retry_after);
             complete(r, FETCH_BLOCKED, status, why);
         } else {
