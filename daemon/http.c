@@ -31,8 +31,18 @@
 #include "server.h"
 #include "util.h"
 
+/* One client connection (MHD's socket context), watched for the client hanging up. */
+struct conn {
+    struct server *server;
+    int fd;
+    struct event *hangup;          /* EV_CLOSED: the peer shut its side */
+    int in_request;                /* between the first handler call and completed() */
+    int peer_gone;
+};
+
 struct request {
     struct server *server;
+    struct conn *conn;
     struct MHD_Connection *connection;
     double started;
     char method[12];
@@ -348,6 +358,51 @@ static void note_target(struct request *rq, const char *url)
     }
 }
 
+/* Makes MHD notice a client that has gone. MHD (0.9.75, epoll) stops reading a connection
+ * after a short read and waits for a new edge that never comes when the client's close
+ * arrived with its last bytes: a half-sent request would then hold its slot until the idle
+ * timeout, and enough of them take the API down. Shutting our side raises a new edge; MHD
+ * reads the end of the stream and closes the connection. */
+static void drop_connection(struct conn *c)
+{
+    shutdown(c->fd, SHUT_RDWR);
+    trigger_run(c->server);
+}
+
+/* The client shut its side: between requests it can never send a whole one again. A
+ * request in progress is left to finish (its client may still read the answer). */
+static void peer_hung_up(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    c->peer_gone = 1;
+    if (!c->in_request)
+        drop_connection(c);
+}
+
+/* MHD opened or closed a client connection. */
+static void connection_event(void *cls, struct MHD_Connection *connection, void **socket_context,
+                             enum MHD_ConnectionNotificationCode code)
+{
+    struct server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct conn *c = xcalloc(1, sizeof *c);
+        c->server = s;
+        c->fd = info->connect_fd;
+        c->hangup = event_new(s->base, c->fd, EV_CLOSED, peer_hung_up, c);
+        event_add(c->hangup, NULL);
+        *socket_context = c;
+    } else if (*socket_context != NULL) {
+        struct conn *c = *socket_context;
+        event_free(c->hangup);
+        free(c);
+        *socket_context = NULL;
+    }
+}
+
 /* MHD's access handler: called for the headers, for each body chunk, and after a resume. */
 static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, const char *url,
                               const char *method, const char *version, const char *upload_data,
@@ -365,6 +420,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, cons
         rq->route = "other";
         snprintf(rq->method, sizeof rq->method, "%s", method);
         rq->head = strcmp(method, "HEAD") == 0;
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        rq->conn = info ? info->socket_context : NULL;
+        if (rq->conn)
+            rq->conn->in_request = 1;
         note_target(rq, url);
         *req_cls = rq;
         return MHD_YES;
@@ -412,6 +472,11 @@ static void completed(void *cls, struct MHD_Connection *connection, void **req_c
         event_free(rq->deadline);
     if (rq->response)
         MHD_destroy_response(rq->response);
+    if (rq->conn) {
+        rq->conn->in_request = 0;
+        if (rq->conn->peer_gone)
+            drop_connection(rq->conn);
+    }
     free(rq);
     *req_cls = NULL;
 }
@@ -512,6 +577,7 @@ int http_start(struct server *s, int listen_fd, char *bound, size_t boundlen, ch
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)c->connection_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)c->connection_memory_limit,
         MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, connection_event, s,
         MHD_OPTION_END);
     if (h->mhd == NULL) {
         snprintf(err, errlen, "cannot start the HTTP server on %s", bound);

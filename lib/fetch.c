@@ -718,6 +718,7 @@ int fetch_unsent(const struct fetch_request *r)
 
 void fetch_report_block(struct fetcher *f, const char *why)
 {
+    metrics_upstream_reclassify(f->metrics, "ok", "blocked");
     trip_breaker(f, why, -1);
 }
 

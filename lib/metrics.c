@@ -48,6 +48,15 @@ static void observe(struct histogram *h, double seconds)
     h->sum += seconds;
 }
 
+/* The index of an upstream outcome label, or NOUTCOMES. */
+static size_t outcome_index(const char *outcome)
+{
+    size_t i = 0;
+    while (i < NOUTCOMES && strcmp(upstream_outcomes[i], outcome) != 0)
+        i++;
+    return i;
+}
+
 struct metrics *metrics_new(void)
 {
     return xcalloc(1, sizeof(struct metrics));
@@ -81,9 +90,18 @@ void metrics_upstream(struct metrics *m, const char *outcome, double seconds)
     if (m == NULL)
         return;
     observe(&m->upstream_seconds, seconds);
-    for (size_t i = 0; i < NOUTCOMES; i++)
-        if (strcmp(upstream_outcomes[i], outcome) == 0)
-            m->upstream[i]++;
+    size_t i = outcome_index(outcome);
+    if (i < NOUTCOMES)
+        m->upstream[i]++;
+}
+
+void metrics_upstream_reclassify(struct metrics *m, const char *from, const char *to)
+{
+    size_t a = outcome_index(from), b = outcome_index(to);
+    if (m == NULL || a == NOUTCOMES || b == NOUTCOMES || m->upstream[a] == 0)
+        return;
+    m->upstream[a]--;
+    m->upstream[b]++;
 }
 
 void metrics_cache(struct metrics *m, enum cache_event e)

@@ -26,6 +26,9 @@ void metrics_free(struct metrics *m);   /* accepts NULL */
 void metrics_request(struct metrics *m, const char *route, int status, double seconds);
 /* One upstream transfer: outcome is "ok", "not_found", "blocked", "error" or "timeout". */
 void metrics_upstream(struct metrics *m, const char *outcome, double seconds);
+/* Moves one upstream transfer from outcome from to outcome to: a 200 page that turns out to
+ * be a block page is counted "ok" when it arrives and "blocked" once read. */
+void metrics_upstream_reclassify(struct metrics *m, const char *from, const char *to);
 void metrics_cache(struct metrics *m, enum cache_event e);
 
 /* The exposition text (new string, caller frees). */

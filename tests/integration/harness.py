@@ -354,6 +354,56 @@ class Daemon:
             return None
         return None
 
+    def rss_kib(self):
+        """VmRSS (resident set size now) of the running process in KiB (Linux), or None."""
+        try:
+            with open("/proc/%d/status" % self.pid) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+        except OSError:
+            return None
+        return None
+
+    def fd_targets(self):
+        """{fd number: readlink target} of the running process's open fds (Linux); fds
+        closed while listing are skipped."""
+        out = {}
+        base = "/proc/%d/fd" % self.pid
+        for name in os.listdir(base):
+            try:
+                out[int(name)] = os.readlink(os.path.join(base, name))
+            except OSError:
+                pass
+        return out
+
+    def uses_asan(self):
+        """True when the running process has the AddressSanitizer runtime loaded."""
+        try:
+            with open("/proc/%d/maps" % self.pid) as f:
+                return "libasan" in f.read()
+        except OSError:
+            return False
+
+
+def tcp_sockets():
+    """{socket inode: (local port, remote port, state hex)} of the IPv4 and IPv6 TCP sockets in
+    this network namespace (/proc/net/tcp, tcp6). State "0A" is LISTEN."""
+    out = {}
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                next(f)
+                for line in f:
+                    p = line.split()
+                    if len(p) < 10:
+                        continue
+                    out[int(p[9])] = (int(p[1].rsplit(":", 1)[1], 16),
+                                      int(p[2].rsplit(":", 1)[1], 16), p[3])
+        except OSError:
+            pass
+    return out
+
 
 def daemon_args(fake, flags=(), fast=True):
     args = ["--listen", "127.0.0.1:0", "--upstream", fake.base_url]

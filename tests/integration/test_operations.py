@@ -162,6 +162,18 @@ def metrics_upstream_outcomes():
 
 
 @test
+def metrics_block_page_counts_as_blocked():
+    """The 200 "有异常请求" page is a block too: counted blocked, not ok."""
+    def setup(fake):
+        fake.add_fault("^%s$" % listing("beijing"), "block_page")
+    with scenario(setup=setup) as (fake, d):
+        expect_error(d.get("/movies?city=beijing"), 503, "upstream_blocked")
+        m = get_metrics(d)
+        expect_eq(upstream_total(m, "blocked"), 1, "upstream blocked")
+        expect_eq(upstream_total(m, "ok"), 0, "upstream ok")
+
+
+@test
 def metrics_scrapes_in_flight():
     def setup(fake):
         fake.set_latency(1000)
