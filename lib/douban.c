@@ -310,6 +310,7 @@ static const char *read_tag(struct scan *s, const char *p, const char *end, int 
         p++;
     size_t len = (size_t)(p - name);
     int self_closing = 0, font_attr = 0;
+    size_t attributes = 0;
     for (;;) {
         while (p < end && is_space(*p))
             p++;
@@ -326,6 +327,11 @@ static const char *read_tag(struct scan *s, const char *p, const char *end, int 
                 break;
             }
             continue;
+        }
+        if (++attributes > DOUBAN_MAX_ATTRIBUTES) {
+            /* gumbo compares each attribute with the tag's others: quadratic, like depth. */
+            s->max = DOUBAN_MAX_DEPTH + 1;
+            return end;
         }
         const char *attr_name = p++;
         while (p < end && !is_space(*p) && *p != '/' && *p != '>' && *p != '=')
@@ -584,10 +590,11 @@ static char *attr_of(const GumboNode *n, const char *name)
     return v ? trimmed(v, strlen(v)) : NULL;
 }
 
-/* Adds the trimmed non-empty items of a "a / b / c" list, each once. */
+/* Adds the trimmed non-empty items of a "a / b / c" list, each once, up to
+ * DOUBAN_MAX_LIST_ITEMS: the check for repeats makes longer lists cost their square. */
 static void add_split(struct strlist *out, const char *s)
 {
-    while (s && *s) {
+    while (s && *s && out->n < DOUBAN_MAX_LIST_ITEMS) {
         size_t n = strcspn(s, "/");
         char *item = trimmed(s, n);
         if (item && !strlist_contains(out, item))
@@ -598,10 +605,12 @@ static void add_split(struct strlist *out, const char *s)
     }
 }
 
-/* Adds the text of every element under root matching sel, each once. */
+/* Adds the text of every element under root matching sel, each once, up to
+ * DOUBAN_MAX_LIST_ITEMS. */
 static void add_texts(struct strlist *out, const GumboNode *root, const struct sel *sel)
 {
-    for (const GumboNode *n = find(root, NULL, sel); n; n = find(root, n, sel)) {
+    for (const GumboNode *n = find(root, NULL, sel); n && out->n < DOUBAN_MAX_LIST_ITEMS;
+         n = find(root, n, sel)) {
         char *t = text_of(n);
         if (t && !strlist_contains(out, t))
             strlist_push_owned(out, t);
@@ -663,7 +672,8 @@ static enum douban_verdict parse_page(const char *html, size_t len, GumboOutput 
     }
     size_t depth = douban_nesting_depth(html, len);
     if (depth > DOUBAN_MAX_DEPTH) {
-        errorf(err, errlen, "the page nests elements deeper than %d levels", DOUBAN_MAX_DEPTH);
+        errorf(err, errlen, "the page nests elements deeper than %d levels or has a tag with more "
+               "than %d attributes", DOUBAN_MAX_DEPTH, DOUBAN_MAX_ATTRIBUTES);
         return DOUBAN_MALFORMED;
     }
     GumboOptions o = parse_options();

@@ -10,6 +10,12 @@
 /* Real pages nest under 100 levels; gumbo's cost grows with depth squared, so anything much
  * deeper is hostile or broken and is refused before parsing. */
 #define DOUBAN_MAX_DEPTH 400
+/* Gumbo's cost also grows with the square of one tag's attribute count; real tags carry a
+ * handful. */
+#define DOUBAN_MAX_ATTRIBUTES 256
+/* Lists (genres, regions, actors, ...) keep at most this many items: real pages list a few
+ * dozen actors at most, and checking for repeats costs the square of the length. */
+#define DOUBAN_MAX_LIST_ITEMS 200
 
 enum douban_verdict {
     DOUBAN_OK = 0,
@@ -33,7 +39,9 @@ enum douban_verdict douban_parse_listing(const char *html, size_t len, const cha
 enum douban_verdict douban_parse_detail(const char *html, size_t len, struct movie_detail *out,
                                         char *err, size_t errlen);
 
-/* The deepest element nesting a cheap tag scan finds (an upper bound on the DOM's depth). */
+/* The deepest element nesting a cheap tag scan finds (close to the depth gumbo's stack of
+ * open elements reaches). The scan stops past DOUBAN_MAX_DEPTH, and reports more than
+ * DOUBAN_MAX_DEPTH for a tag with more than DOUBAN_MAX_ATTRIBUTES attributes. */
 size_t douban_nesting_depth(const char *html, size_t len);
 
 /* The verdict's name, for logs and error codes. */

@@ -546,6 +546,49 @@ static void test_real(void)
     CHECK(nowplaying > 0);
 }
 
+/* Inputs whose cost grows with a square are cut short: long lists are capped and tags with
+ * hundreds of attributes refused. */
+static void test_quadratic_inputs(void)
+{
+    char err[200];
+    /* One listing row of 300 distinct " / " items keeps DOUBAN_MAX_LIST_ITEMS of them. */
+    char *row = xstrdup("");
+    for (int i = 0; i < 300; i++) {
+        char *next = xasprintf("%s%s地区%d", row, i ? " / " : "", i);
+        free(row);
+        row = next;
+    }
+    char *page = xasprintf("<html><body><div id=\"showing-soon\"><div class=\"item mod\">"
+                           "<a class=\"thumb\" href=\"https://movie.douban.com/subject/1/\"></a>"
+                           "<div class=\"intro\"><h3><a href=\"https://movie.douban.com/subject/1/\">T</a>"
+                           "</h3><ul><li class=\"dt\">08月07日</li><li class=\"dt\">剧情</li>"
+                           "<li class=\"dt\">%s</li></ul></div></div></div></body></html>", row);
+    struct listing l = {0};
+    CHECK_INT(douban_parse_listing(page, strlen(page), NULL, &l, err, sizeof err), DOUBAN_OK);
+    CHECK_INT(l.n, 1);
+    if (l.n == 1)
+        CHECK_INT(l.items[0].regions.n, DOUBAN_MAX_LIST_ITEMS);
+    listing_free(&l);
+    free(page);
+    free(row);
+
+    /* A tag with more than DOUBAN_MAX_ATTRIBUTES attributes is refused before gumbo. */
+    for (int extra = 0; extra <= 1; extra++) {
+        char *attrs = xstrdup("");
+        for (int i = 0; i < DOUBAN_MAX_ATTRIBUTES + extra; i++) {
+            char *next = xasprintf("%s a%d=\"x\"", attrs, i);
+            free(attrs);
+            attrs = next;
+        }
+        page = xasprintf("<html><body><div%s></div><div id=\"showing-soon\"></div></body></html>", attrs);
+        CHECK_INT(douban_parse_listing(page, strlen(page), NULL, &l, err, sizeof err),
+                  extra ? DOUBAN_MALFORMED : DOUBAN_OK);
+        listing_free(&l);
+        free(page);
+        free(attrs);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--real") == 0) {
@@ -560,5 +603,6 @@ int main(int argc, char **argv)
     test_depth_rules();
     test_city_and_names();
     test_hostile();
+    test_quadratic_inputs();
     return check_summary();
 }
