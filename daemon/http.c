@@ -482,7 +482,7 @@ static void completed(void *cls, struct MHD_Connection *connection, void **req_c
 }
 
 /* MHD's own error messages go to the log. */
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+static void __attribute__((format(printf, 2, 0))) mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
     char line[512];

@@ -91,6 +91,7 @@ struct scan {
     struct open_element open[DOUBAN_MAX_DEPTH + 1];
     size_t depth;             /* entries in open */
     size_t reopened;          /* formatting elements closed implicitly: gumbo re-opens them */
+    size_t stray;             /* end tags that closed nothing */
     size_t max;
 };
 
@@ -261,8 +262,10 @@ static void end_tag(struct scan *s, const char *name, size_t len)
             return;
         }
         if (stops_search(s, e, tag))
-            return;
+            break;
     }
+    if (++s->stray > DOUBAN_MAX_STRAY_END_TAGS)
+        s->max = DOUBAN_MAX_DEPTH + 1;   /* as costly for gumbo as a page too deep */
 }
 
 /* A start tag; returns where scanning goes on (past raw text, for script and the like). */
@@ -594,7 +597,8 @@ static char *attr_of(const GumboNode *n, const char *name)
  * DOUBAN_MAX_LIST_ITEMS: the check for repeats makes longer lists cost their square. */
 static void add_split(struct strlist *out, const char *s)
 {
-    while (s && *s && out->n < DOUBAN_MAX_LIST_ITEMS) {
+    for (size_t seen = 0; s && *s && out->n < DOUBAN_MAX_LIST_ITEMS && seen < 2 * DOUBAN_MAX_LIST_ITEMS;
+         seen++) {
         size_t n = strcspn(s, "/");
         char *item = trimmed(s, n);
         if (item && !strlist_contains(out, item))
@@ -609,7 +613,9 @@ static void add_split(struct strlist *out, const char *s)
  * DOUBAN_MAX_LIST_ITEMS. */
 static void add_texts(struct strlist *out, const GumboNode *root, const struct sel *sel)
 {
-    for (const GumboNode *n = find(root, NULL, sel); n && out->n < DOUBAN_MAX_LIST_ITEMS;
+    size_t seen = 0;
+    for (const GumboNode *n = find(root, NULL, sel);
+         n && out->n < DOUBAN_MAX_LIST_ITEMS && seen++ < 2 * DOUBAN_MAX_LIST_ITEMS;
          n = find(root, n, sel)) {
         char *t = text_of(n);
         if (t && !strlist_contains(out, t))
@@ -672,8 +678,9 @@ static enum douban_verdict parse_page(const char *html, size_t len, GumboOutput 
     }
     size_t depth = douban_nesting_depth(html, len);
     if (depth > DOUBAN_MAX_DEPTH) {
-        errorf(err, errlen, "the page nests elements deeper than %d levels or has a tag with more "
-               "than %d attributes", DOUBAN_MAX_DEPTH, DOUBAN_MAX_ATTRIBUTES);
+        errorf(err, errlen, "the page nests elements deeper than %d levels, has a tag with more "
+               "than %d attributes or more than %d stray end tags", DOUBAN_MAX_DEPTH,
+               DOUBAN_MAX_ATTRIBUTES, DOUBAN_MAX_STRAY_END_TAGS);
         return DOUBAN_MALFORMED;
     }
     GumboOptions o = parse_options();

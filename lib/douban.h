@@ -9,12 +9,16 @@
 
 /* Real pages nest under 100 levels; gumbo's cost grows with depth squared, so anything much
  * deeper is hostile or broken and is refused before parsing. */
-#define DOUBAN_MAX_DEPTH 400
+#define DOUBAN_MAX_DEPTH 128
+/* Each end tag that closes nothing costs gumbo a search of its open elements; real pages
+ * have a handful of them. */
+#define DOUBAN_MAX_STRAY_END_TAGS 4096
 /* Gumbo's cost also grows with the square of one tag's attribute count; real tags carry a
  * handful. */
 #define DOUBAN_MAX_ATTRIBUTES 256
-/* Lists (genres, regions, actors, ...) keep at most this many items: real pages list a few
- * dozen actors at most, and checking for repeats costs the square of the length. */
+/* Lists (genres, regions, actors, ...) keep at most this many items, out of at most twice
+ * as many looked at: real pages list a few dozen actors at most, and checking for repeats
+ * costs the square of the length. */
 #define DOUBAN_MAX_LIST_ITEMS 200
 
 enum douban_verdict {
@@ -41,7 +45,8 @@ enum douban_verdict douban_parse_detail(const char *html, size_t len, struct mov
 
 /* The deepest element nesting a cheap tag scan finds (close to the depth gumbo's stack of
  * open elements reaches). The scan stops past DOUBAN_MAX_DEPTH, and reports more than
- * DOUBAN_MAX_DEPTH for a tag with more than DOUBAN_MAX_ATTRIBUTES attributes. */
+ * DOUBAN_MAX_DEPTH for a tag with more than DOUBAN_MAX_ATTRIBUTES attributes or a page with
+ * more than DOUBAN_MAX_STRAY_END_TAGS end tags that close nothing. */
 size_t douban_nesting_depth(const char *html, size_t len);
 
 /* The verdict's name, for logs and error codes. */
