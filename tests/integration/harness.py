@@ -728,3 +728,34 @@ def run(deadline=120.0, needs_daemon=True):
     print("%d passed, %d failed" % (passed, failed))
     sys.stdout.flush()
     sys.exit(0 if failed == 0 else 1)
+
+
+def serve_once(port, timeout=2.0):
+    """True when a new connection gets /healthz answered 200 within timeout; False while the
+    daemon sheds it (refused, reset, closed or unanswered). For polling."""
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    except OSError:
+        return False
+    try:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        return s.recv(4096).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def get_in_background(d, path, timeout=30):
+    """Starts d.get(path) on a thread; returns (thread, result) where result gets "r" (the
+    response) or "e" (the exception) once the thread ends."""
+    result = {}
+
+    def client():
+        try:
+            result["r"] = d.get(path, timeout=timeout)
+        except Exception as e:  # noqa: BLE001
+            result["e"] = e
+    t = threading.Thread(target=client, daemon=True)
+    t.start()
+    return t, result

@@ -6,7 +6,7 @@ extra client and keeps serving the others."""
 import socket
 import time
 
-from harness import expect, expect_eq, run, scenario, test, wait_until
+from harness import expect, expect_eq, run, scenario, serve_once, test, wait_until
 
 
 def open_keepalive(port):
@@ -39,21 +39,6 @@ def refused_or_closed(port):
         s.close()
 
 
-def answered(port):
-    """True when a new connection is served; False while it is shed (polled by callers)."""
-    try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=2)
-    except OSError:
-        return False
-    try:
-        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        return s.recv(4096).startswith(b"HTTP/1.1 200")
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
 @test
 def connection_limit():
     with scenario(["--max-connections", "3", "--max-connections-per-ip", "0"]) as (fake, d):
@@ -64,7 +49,7 @@ def connection_limit():
             for s in held:
                 s.close()
         # MHD stops watching its listening socket at the limit: it must start again.
-        wait_until(lambda: answered(d.port), 5, "served again once connections close")
+        wait_until(lambda: serve_once(d.port), 5, "served again once connections close")
         expect_eq(d.get("/healthz").status, 200)
 
 
@@ -77,7 +62,7 @@ def per_ip_connection_limit():
         finally:
             for s in held:
                 s.close()
-        wait_until(lambda: answered(d.port), 5, "served again once connections close")
+        wait_until(lambda: serve_once(d.port), 5, "served again once connections close")
 
 
 @test

@@ -35,7 +35,7 @@ import time
 
 from harness import (TESTS, Response, TestFailure, _track, _untrack, expect, expect_doc,
                      expect_eq, fake_upstream, get_metrics, parse_metrics, run, running,
-                     scenario, tcp_sockets, test, wait_until)
+                     scenario, serve_once, tcp_sockets, test, wait_until)
 
 CACHED = "beijing"
 
@@ -977,21 +977,6 @@ def api_socket_states(d):
             if info is not None and info[0] == d.port and info[2] != "0A":
                 out[info[2]] += 1
     return dict(out)
-
-
-def serve_once(port, timeout=2.0):
-    """True when a new connection gets /healthz answered 200 within timeout."""
-    try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    except OSError:
-        return False
-    try:
-        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        return s.recv(4096).startswith(b"HTTP/1.1 200")
-    except OSError:
-        return False
-    finally:
-        s.close()
 
 
 @test

@@ -15,7 +15,7 @@ import time
 
 from harness import (FAST, Daemon, FakeDouban, Response, expect, expect_answer, expect_eq,
                      expect_error, get_metrics, metric, run, run_cli, running, scenario, test,
-                     wait_until)
+                     wait_until, get_in_background)
 
 
 def listing(city):
@@ -428,15 +428,7 @@ def sigterm_drain_timeout_answers_503():
         fake.add_fault("^%s$" % listing("beijing"), "hang")
     flags = ["--drain-timeout", "1", "--upstream-timeout", "60", "--request-deadline", "60"]
     with scenario(flags=flags, setup=setup) as (fake, d):
-        result = {}
-
-        def client():
-            try:
-                result["r"] = d.get("/movies?city=beijing", timeout=30)
-            except Exception as e:  # noqa: BLE001
-                result["e"] = e
-        t = threading.Thread(target=client, daemon=True)
-        t.start()
+        t, result = get_in_background(d, "/movies?city=beijing")
         wait_until(lambda: fake.count(listing("beijing")) >= 1, 5, "the listing request")
         t0 = time.monotonic()
         d.signal(signal.SIGTERM)
@@ -486,15 +478,7 @@ def draining_starts_no_new_scrapes():
         conn_b = keep_alive_connection(d)
         conn_c = keep_alive_connection(d)
         try:
-            result = {}
-
-            def client():
-                try:
-                    result["r"] = d.get("/movies?city=beijing", timeout=30)
-                except Exception as e:  # noqa: BLE001
-                    result["e"] = e
-            t = threading.Thread(target=client, daemon=True)
-            t.start()
+            t, result = get_in_background(d, "/movies?city=beijing")
             wait_until(lambda: fake.count(listing("beijing")) >= 1, 5, "beijing's listing request")
             mark = d.mark()
             d.signal(signal.SIGTERM)
