@@ -9,6 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "movie.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -93,6 +97,21 @@ static inline int fuzz_message_ok(const char *err, size_t errlen)
 {
     const char *nul = memchr(err, '\0', errlen);
     return nul != NULL && nul != err && fuzz_utf8_valid(err, (size_t)(nul - err));
+}
+
+/* The fetch time of every fuzzed movie (a fixed day keeps runs reproducible). */
+#define FETCHED_AT ((time_t)1733011200)
+
+/* Quiets logging (formatting log lines is fuzz_escape's job) and returns the number of
+ * keys of an API movie object, learnt from an empty one. */
+static inline size_t fuzz_movie_setup(void)
+{
+    log_set_level(LOG_ERROR);
+    struct listing_item empty = {.wish_count = -1};
+    json_t *movie = movie_json(&empty, NULL, NULL, FETCHED_AT);
+    size_t keys = json_object_size(movie);
+    json_decref(movie);
+    return keys;
 }
 
 #endif

@@ -15,7 +15,6 @@
 #include "movie.h"
 
 /* 2024-12-01T00:00:00Z: a fixed fetch time keeps runs reproducible. */
-#define FETCHED_AT ((time_t)1733011200)
 
 /* How many keys movie_json() gives a movie: every one, always. */
 static size_t movie_keys;
@@ -73,11 +72,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    log_set_level(LOG_ERROR);
-    struct listing_item empty = {.wish_count = -1};
-    json_t *movie = movie_json(&empty, NULL, NULL, FETCHED_AT);
-    movie_keys = json_object_size(movie);
-    json_decref(movie);
+    movie_keys = fuzz_movie_setup();
     return 0;
 }
 
