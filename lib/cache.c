@@ -158,13 +158,6 @@ void cache_put(struct cache *c, const char *key, void *value)
     enforce_bound(c);
 }
 
-void cache_remove(struct cache *c, const char *key)
-{
-    struct entry **slot = find_slot(c, key);
-    if (*slot)
-        drop(c, slot);
-}
-
 void cache_set_max(struct cache *c, size_t max_entries)
 {
     c->max = max_entries;
@@ -174,15 +167,4 @@ void cache_set_max(struct cache *c, size_t max_entries)
 size_t cache_count(const struct cache *c)
 {
     return c->count;
-}
-
-void cache_sweep(struct cache *c, int (*expired)(const void *value, void *arg), void *arg)
-{
-    struct entry *e = c->oldest;
-    while (e) {
-        struct entry *newer = e->newer;
-        if (expired(e->value, arg))
-            drop(c, find_slot(c, e->key));
-        e = newer;
-    }
 }

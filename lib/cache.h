@@ -8,7 +8,7 @@
 
 struct cache;
 
-/* free_value is called on every value the cache drops (replaced, evicted, removed, freed). */
+/* free_value is called on every value the cache drops (replaced, evicted or freed). */
 struct cache *cache_new(size_t max_entries, void (*free_value)(void *value));
 void cache_free(struct cache *c);                   /* accepts NULL */
 
@@ -17,13 +17,8 @@ void *cache_get(struct cache *c, const char *key);
 /* Stores value under key (steals value), replacing and freeing any old one, then evicts
  * least recently used entries beyond the bound. */
 void cache_put(struct cache *c, const char *key, void *value);
-/* Drops key's entry if any. */
-void cache_remove(struct cache *c, const char *key);
 /* Changes the bound, evicting at once if needed. */
 void cache_set_max(struct cache *c, size_t max_entries);
 size_t cache_count(const struct cache *c);
-
-/* Drops every entry for which expired(value, arg) returns nonzero. */
-void cache_sweep(struct cache *c, int (*expired)(const void *value, void *arg), void *arg);
 
 #endif

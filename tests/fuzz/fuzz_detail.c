@@ -60,23 +60,6 @@ static void check_detail(const struct movie_detail *d)
     check_list(&d->languages);
 }
 
-/* Serialises v the API's way and checks that the text reads back equal. */
-static void check_roundtrip(const json_t *v)
-{
-    char *text = json_dumps(v, MOVIE_JSON_FLAGS);
-    FUZZ_CHECK(text != NULL);
-    json_t *back = json_loads(text, 0, NULL);
-    FUZZ_CHECK(back != NULL);
-    /* Ratings are written with 10 significant digits on purpose; compare the rest exactly. */
-    json_t *a = json_deep_copy(v);
-    json_object_del(a, "rating");
-    json_object_del(back, "rating");
-    FUZZ_CHECK(json_equal(a, back));
-    json_decref(a);
-    json_decref(back);
-    free(text);
-}
-
 /* The API's movie for a listing item with detail (may be NULL) or the error. */
 static void check_movie(const json_t *detail, const struct movie_detail *d,
                         const struct detail_error *error)
@@ -90,7 +73,7 @@ static void check_movie(const json_t *detail, const struct movie_detail *d,
         FUZZ_CHECK(json_is_string(json_object_get(movie, "summary")) == (d->summary != NULL));
         FUZZ_CHECK(json_array_size(json_object_get(movie, "actors")) == d->actors.n);
     }
-    check_roundtrip(movie);
+    fuzz_check_roundtrip(movie);
     json_decref(movie);
 }
 
@@ -115,7 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_detail(&d);
     if (v == DOUBAN_OK) {
         json_t *detail = movie_detail_json(&d);
-        check_roundtrip(detail);
+        fuzz_check_roundtrip(detail);
         check_movie(detail, &d, NULL);
         json_decref(detail);
     } else {

@@ -58,12 +58,7 @@ static void check_json(const struct listing_item *it)
     FUZZ_CHECK(json_is_string(json_object_get(movie, "thumbnail")) == (it->thumbnail != NULL));
     FUZZ_CHECK(json_array_size(json_object_get(movie, "genres")) == it->genres.n);
     FUZZ_CHECK(json_array_size(json_object_get(movie, "regions")) == it->regions.n);
-    char *text = json_dumps(movie, MOVIE_JSON_FLAGS);
-    FUZZ_CHECK(text != NULL);
-    json_t *back = json_loads(text, 0, NULL);
-    FUZZ_CHECK(back != NULL && json_equal(back, movie));
-    json_decref(back);
-    free(text);
+    fuzz_check_roundtrip(movie);
     json_decref(movie);
 }
 

@@ -39,30 +39,30 @@ def refused_or_closed(port):
         s.close()
 
 
-@test
-def connection_limit():
-    with scenario(["--max-connections", "3", "--max-connections-per-ip", "0"]) as (fake, d):
-        held = [open_keepalive(d.port) for _ in range(3)]
+def shed_then_served_again(flags, holders, what):
+    """With holders connections open the next one is shed; once they close, new clients are
+    served again (at its limit MHD stops watching its listening socket: it must resume)."""
+    with scenario(flags) as (fake, d):
+        held = [open_keepalive(d.port) for _ in range(holders)]
         try:
-            expect(refused_or_closed(d.port), "a fourth connection is shed")
+            expect(refused_or_closed(d.port), what)
         finally:
             for s in held:
                 s.close()
-        # MHD stops watching its listening socket at the limit: it must start again.
         wait_until(lambda: serve_once(d.port), 5, "served again once connections close")
         expect_eq(d.get("/healthz").status, 200)
 
 
 @test
+def connection_limit():
+    shed_then_served_again(["--max-connections", "3", "--max-connections-per-ip", "0"], 3,
+                           "a fourth connection is shed")
+
+
+@test
 def per_ip_connection_limit():
-    with scenario(["--max-connections-per-ip", "2"]) as (fake, d):
-        held = [open_keepalive(d.port) for _ in range(2)]
-        try:
-            expect(refused_or_closed(d.port), "a third connection from the same IP is shed")
-        finally:
-            for s in held:
-                s.close()
-        wait_until(lambda: serve_once(d.port), 5, "served again once connections close")
+    shed_then_served_again(["--max-connections-per-ip", "2"], 2,
+                           "a third connection from the same IP is shed")
 
 
 @test

@@ -15,13 +15,6 @@ static void count_free(void *value)
     free(value);
 }
 
-/* Treats values starting with 'x' as expired. */
-static int starts_with_x(const void *value, void *arg)
-{
-    (void)arg;
-    return ((const char *)value)[0] == 'x';
-}
-
 static void test_get_put_replace(void)
 {
     freed = 0;
@@ -33,10 +26,6 @@ static void test_get_put_replace(void)
     CHECK_STR(cache_get(c, "beijing"), "two");
     CHECK_INT(freed, 1);
     CHECK_INT(cache_count(c), 1);
-    cache_remove(c, "beijing");
-    CHECK(cache_get(c, "beijing") == NULL);
-    CHECK_INT(freed, 2);
-    cache_remove(c, "absent");
     cache_free(c);
     CHECK_INT(freed, 2);
 }
@@ -86,28 +75,10 @@ static void test_many_keys(void)
     cache_free(c);
 }
 
-static void test_sweep(void)
-{
-    freed = 0;
-    struct cache *c = cache_new(10, count_free);
-    cache_put(c, "a", xstrdup("keep"));
-    cache_put(c, "b", xstrdup("xgone"));
-    cache_put(c, "c", xstrdup("keep"));
-    cache_put(c, "d", xstrdup("xgone"));
-    cache_sweep(c, starts_with_x, NULL);
-    CHECK_INT(cache_count(c), 2);
-    CHECK(cache_get(c, "a") != NULL);
-    CHECK(cache_get(c, "b") == NULL);
-    CHECK(cache_get(c, "d") == NULL);
-    CHECK_INT(freed, 2);
-    cache_free(c);
-}
-
 int main(void)
 {
     test_get_put_replace();
     test_lru_eviction();
     test_many_keys();
-    test_sweep();
     return check_summary();
 }
