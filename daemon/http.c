@@ -3,9 +3,21 @@
  * MHD's epoll fd is a persistent read event; after every MHD_run() its timeout re-arms a
  * timer (a connection that is never run again would hang). A /movies request that must
  * wait for a scrape is suspended; it has its own deadline because a suspended connection
- * never times out in MHD. Whatever ends the wait (answer, deadline, shutdown) prepares the
- * response, resumes the connection and asks the loop to run MHD: never MHD_run() from
- * inside another library's callback. */
+ * never times out in MHD. Whatever ends the wait (answer, deadline, shutdown, the client
+ * leaving) prepares the response, resumes the connection and asks the loop to run MHD:
+ * never MHD_run() from inside another library's callback.
+ *
+ * Each client connection is also watched here, beside MHD, for what MHD 0.9.75 does not
+ * see or has no setting for:
+ *   - a deadline from accept (or from the first byte of a later request on a kept-alive
+ *     connection) to a complete request, request_header_timeout: MHD's only timeout is an
+ *     idle one, which every byte restarts, so a client sending a byte every few seconds
+ *     held its slot for ever. Connections receiving a request wait in a queue, oldest
+ *     first (one duration for all), under one timer; past the deadline the client gets a
+ *     408 written on the socket (MHD has sent nothing for that request) and the socket is
+ *     shut, which MHD sees as a hang-up and closes;
+ *   - the client leaving: its FIN or reset, seen by an edge-triggered event on the socket.
+ *     MHD does not watch a suspended connection at all. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
@@ -13,31 +25,52 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <linux/tcp.h>   /* the kernel's struct tcp_info: glibc's lacks tcpi_bytes_received */
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "answer.h"
+#include "cities.h"
 #include "douban.h"
+#include "error.h"
 #include "fetch.h"
+#include "fleet.h"
+#include "headers.h"
 #include "log.h"
 #include "movie.h"
 #include "metrics.h"
+#include "pool.h"
+#include "redis.h"
 #include "scrape.h"
 #include "server.h"
 #include "util.h"
 
-/* One client connection (MHD's socket context), watched for the client hanging up. */
+struct request;
+
+/* One client connection (MHD's socket context). */
 struct conn {
     struct server *server;
+    struct MHD_Connection *connection;
     int fd;
-    struct event *hangup;          /* EV_CLOSED: the peer shut its side */
-    int in_request;                /* between the first handler call and completed() */
-    int peer_gone;
+    struct event *watch;           /* edge-triggered: new bytes, the client's FIN, a reset */
+    struct request *rq;            /* the request MHD is handling on it, if any */
+    double receiving_since;        /* > 0 while a request arrives: its header deadline's start */
+    TAILQ_ENTRY(conn) receiving;   /* in http.receiving while receiving_since > 0 */
+    int unread_queued;             /* in http.unread */
+    LIST_ENTRY(conn) unread;
+    uint64_t received_at_rest;     /* bytes the client had sent when its last request ended */
+    int peer_gone;                 /* the client sent its FIN, or reset */
+    int probed;                    /* a 100 Continue went out to learn whether it still reads */
 };
 
 struct request {
@@ -51,23 +84,90 @@ struct request {
     char target[160];              /* path and query for the access log, escaped */
     int status;
     size_t bytes;
-    struct answer_wait *wait;      /* while suspended */
+    struct answer_wait *wait;      /* while waiting */
     struct event *deadline;
-    struct MHD_Response *response; /* prepared while suspended, queued on resume */
-    int suspended;
+    struct MHD_Response *response; /* prepared while waiting, queued on the next handler call */
+    int response_made_once;        /* the response handed to MHD is the table's: not ours to destroy */
+    int waiting;                   /* for an answer, in http.waiting */
+    int suspended;                 /* by MHD_suspend_connection */
+    int http11;                    /* HTTP/1.1 or later: an interim 1xx may be sent */
+    int routed;                    /* the whole request is in: its header deadline is over */
+    int abandoned;                 /* its client left while it waited: the connection closes */
     LIST_ENTRY(request) link;
+    int began;                     /* the access handler has seen its headers */
+    int answered_in_place;         /* answered by answer_in_place_of_mhd() */
+    int in_head;                   /* in http.heads */
+    LIST_ENTRY(request) head_link;
+};
+
+/* Repeated log lines, one a second at most for each kind: the first at once, then, for as
+ * long as more come, one line a second with their count ("... (and 249 more in the last
+ * second)"). A client can have the same line written thousands of times a second (every
+ * connection refused at a limit): the log must stay readable and cheap. Kinds are told
+ * apart by their format, and by their text when the format is a bare "%s". */
+#define BURST_KINDS 16
+struct burst {
+    const char *fmt;               /* NULL: a free slot */
+    enum log_level level;
+    double since;                  /* the second being counted began */
+    unsigned long more;            /* lines held back in it */
+    char text[512];                /* the first line (its key when fmt is "%s"), then the latest */
+};
+
+/* GET /cities may be kept this long by clients and caches: the table changes only with a
+ * new build. */
+#define CITIES_MAX_AGE 86400
+
+/* Responses made once (see "responses made once" below): entries kept, and how long one
+ * stays unasked before it goes. */
+#define MADE_ENTRIES 64
+#define MADE_WAYS 4
+#define MADE_IDLE 2.0
+
+/* A response made for one (encoding, status) of a document, for one (age, max-age). */
+struct made_response {
+    struct MHD_Response *response; /* our reference, or NULL */
+    long age, max_age;
+};
+
+/* The responses made for one document key (a city's slug, or "/cities"). */
+struct made_entry {
+    char key[40];                  /* "" while free */
+    struct blob *body;             /* a reference to the plain body they send: its identity */
+    double last_used;
+    struct made_response made[2][2];   /* [gzip][304] */
 };
 
 struct http {
     struct MHD_Daemon *mhd;
+    struct blob *cities_body;      /* GET /cities, made once at start, and gzip-compressed */
+    struct blob *cities_gzip;
+    char cities_etag[20];
+    char cities_gzip_etag[ANSWER_ETAG_SIZE];
+    struct made_entry made[MADE_ENTRIES];
+    size_t made_used;              /* entries not free */
+    struct event *made_sweep;      /* drops entries unasked for MADE_IDLE */
     struct event *epoll_ready;
     struct event *timeout;
     struct event *run_now;
-    LIST_HEAD(, request) suspended;
-    size_t nsuspended;
+    LIST_HEAD(, request) waiting;
+    size_t nwaiting;
+    LIST_HEAD(, request) heads;    /* request line read, headers not yet in handle() */
+    struct request *in_line;       /* the request whose request line MHD is parsing */
+    const char *in_line_uri;
+    size_t in_place_open;          /* answered in place, connection not yet closed by MHD */
+    TAILQ_HEAD(, conn) receiving;  /* connections whose request is not complete, oldest first */
+    struct event *header_timer;    /* the oldest of them reaches request_header_timeout */
+    LIST_HEAD(, conn) unread;      /* clients gone with bytes MHD has yet to read */
+    struct blob *timeout_body;     /* the 408's JSON body */
+    int closing_quietly;           /* the handler closes an abandoned connection */
+    struct burst bursts[BURST_KINDS];
+    struct event *burst_timer;
 };
 
 static void trigger_run(struct server *s);
+static void recheck_unread(struct server *s);
+static int name_is(const char *key, size_t n, const char *name);
 
 /* Runs MHD and re-arms its timer: the one place MHD_run is called. */
 static void run_mhd(evutil_socket_t fd, short what, void *arg)
@@ -78,6 +178,7 @@ static void run_mhd(evutil_socket_t fd, short what, void *arg)
     struct http *h = s->http;
     size_t before = http_connections(s);
     MHD_run(h->mhd);
+    recheck_unread(s);
     /* At its connection limit MHD takes the listening socket out of its epoll set, and puts
      * it back only at the start of a later run: when connections closed in this run, that
      * run must come now, or nothing wakes MHD and it never accepts again. */
@@ -104,14 +205,39 @@ static void release_blob(void *cls)
     blob_unref(cls);
 }
 
-/* A response whose body is a shared blob (NULL body: empty); counts its bytes. */
+/* A response whose body is a shared blob (borrowed; the response takes a reference);
+ * counts its bytes. */
 static struct MHD_Response *blob_response(struct request *rq, struct blob *body)
 {
-    rq->bytes = body && !rq->head ? body->len : 0;
-    if (body == NULL)
-        return MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    rq->bytes = rq->head ? 0 : body->len;
+    metrics_response_made(rq->server->metrics);
     return MHD_create_response_from_buffer_with_free_callback_cls(body->len, body->data, release_blob,
                                                                  blob_ref(body));
+}
+
+/* MHD's body reader for a response whose body is never sent. */
+static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls;
+    (void)pos;
+    (void)buf;
+    (void)max;
+    return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+/* The empty response of a 304 Not Modified, without Content-Length: a 304 has no content
+ * (RFC 9110 15.4.5), and a Content-Length there may only repeat the 200's (8.6), never 0.
+ * MHD 0.9.75 writes Content-Length for any response of known size, even for a 304, and
+ * Transfer-Encoding: chunked for one of unknown size, except in its HTTP/1.0-compatible mode,
+ * which also closes the connection after the response: that is the price of neither. */
+static struct MHD_Response *not_modified_response(struct request *rq)
+{
+    rq->bytes = 0;
+    metrics_response_made(rq->server->metrics);
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64, no_body, NULL, NULL);
+    if (r != NULL)
+        MHD_set_response_options(r, MHD_RF_HTTP_VERSION_1_0_ONLY, MHD_RO_END);
+    return r;
 }
 
 /* Adds the headers every response carries. */
@@ -132,17 +258,28 @@ static void add_retry_after(struct MHD_Response *r, long seconds)
     MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, value);
 }
 
-/* A JSON error response: {"error": {"code", "message"}}. */
-static struct MHD_Response *error_response(struct request *rq, const char *code, const char *message,
-                                           long retry_after)
+/* The response for an error whose JSON body is made: the error table gives the status and
+ * whether retry_after (seconds, or -1 for none) is sent. Sets rq->status. */
+static struct MHD_Response *error_body_response(struct request *rq, enum api_error error,
+                                                struct blob *body, long retry_after)
 {
-    struct server *s = rq->server;
-    struct blob *body = answer_error_body(code, message);
+    const struct api_error_info *info = api_error_info(error);
+    rq->status = info->status;
     struct MHD_Response *r = blob_response(rq, body);
-    blob_unref(body);
-    common_headers(s, r, "application/json; charset=utf-8");
+    common_headers(rq->server, r, "application/json; charset=utf-8");
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    add_retry_after(r, retry_after);
+    if (info->retry_after)
+        add_retry_after(r, retry_after);
+    return r;
+}
+
+/* A JSON error response {"error": {"code", "message"}}; message NULL: the error's default.
+ * Sets rq->status. */
+static struct MHD_Response *error_response(struct request *rq, enum api_error error, const char *message)
+{
+    struct blob *body = answer_error_body(error, message);
+    struct MHD_Response *r = error_body_response(rq, error, body, -1);
+    blob_unref(body);
     return r;
 }
 
@@ -166,35 +303,201 @@ static struct MHD_Response *json_response(struct request *rq, json_t *doc)
     return text_response(rq, text, "application/json; charset=utf-8");
 }
 
-/* The response for a city's answer, honouring If-None-Match. Sets rq->status. */
-static struct MHD_Response *answer_response(struct request *rq, const struct answer *a)
+/* --- responses made once -----------------------------------------------------------------
+ * A cached answer is the same bytes for every request until the next refresh; only Age
+ * and Cache-Control's max-age move, once a second. So the response object of a document,
+ * for each encoding and for 200 and 304, is made once for its (age, max-age) and queued for
+ * every request that gets it: MHD counts the connections holding a response, and the
+ * table's own reference is dropped when it is replaced, while connections still sending it
+ * keep theirs. An entry belongs to a document key (a city's slug, "/cities") and holds a
+ * reference to the plain body its responses send: a refresh makes a new blob, whose
+ * address cannot be an old one's while the entry holds that, and the entry's responses are
+ * then made anew. Entries sit in MADE_WAYS neighbouring slots of their key's hash, and go
+ * when unasked for MADE_IDLE seconds: what they hold beside the caches' byte bound is what
+ * was served in the last seconds. Only requests answered at once share them: a response
+ * prepared for a waiting request is queued later, when the table may have replaced it. */
+
+/* Drops an entry's responses and body, leaving it free. */
+static void made_clear(struct http *h, struct made_entry *e)
 {
-    struct server *s = rq->server;
-    if (a->status != 200) {
-        rq->status = a->status;
-        struct MHD_Response *r = blob_response(rq, a->body);
-        common_headers(s, r, "application/json; charset=utf-8");
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-        add_retry_after(r, a->retry_after);
-        return r;
+    if (e->key[0] == '\0')
+        return;
+    for (int g = 0; g < 2; g++)
+        for (int nm = 0; nm < 2; nm++)
+            if (e->made[g][nm].response != NULL)
+                MHD_destroy_response(e->made[g][nm].response);
+    blob_unref(e->body);
+    memset(e, 0, sizeof *e);
+    h->made_used--;
+}
+
+/* The sweep: entries unasked for MADE_IDLE seconds go; it comes back while any are left. */
+static void made_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct http *h = arg;
+    double now = clock_monotonic();
+    for (size_t i = 0; i < MADE_ENTRIES; i++)
+        if (h->made[i].key[0] != '\0' && now - h->made[i].last_used >= MADE_IDLE)
+            made_clear(h, &h->made[i]);
+    if (h->made_used > 0) {
+        struct timeval tv = {1, 0};
+        evtimer_add(h->made_sweep, &tv);
     }
-    const char *inm = MHD_lookup_connection_value(rq->connection, MHD_HEADER_KIND,
-                                                  MHD_HTTP_HEADER_IF_NONE_MATCH);
-    int not_modified = inm != NULL && a->etag != NULL &&
-                       (strstr(inm, a->etag) != NULL || strcmp(inm, "*") == 0);
-    struct MHD_Response *r = blob_response(rq, not_modified ? NULL : a->body);
-    rq->status = not_modified ? MHD_HTTP_NOT_MODIFIED : 200;
+}
+
+/* The slot of key's document body in (encoding, status), its entry taken (from a free slot
+ * or the least recently used of its ways) or made anew for body if need be. */
+static struct made_response *made_slot(struct http *h, const char *key, struct blob *body, int gzip,
+                                       int not_modified)
+{
+    size_t first = (size_t)(hash_fnv1a(key, strlen(key)) % MADE_ENTRIES);
+    struct made_entry *e = NULL;
+    for (size_t w = 0; w < MADE_WAYS && e == NULL; w++) {
+        struct made_entry *c = &h->made[(first + w) % MADE_ENTRIES];
+        if (strcmp(c->key, key) == 0)
+            e = c;
+    }
+    for (size_t w = 0; w < MADE_WAYS && e == NULL; w++) {
+        struct made_entry *c = &h->made[(first + w) % MADE_ENTRIES];
+        if (c->key[0] == '\0')
+            e = c;
+    }
+    if (e == NULL) {
+        e = &h->made[first];
+        for (size_t w = 1; w < MADE_WAYS; w++) {
+            struct made_entry *c = &h->made[(first + w) % MADE_ENTRIES];
+            if (c->last_used < e->last_used)
+                e = c;
+        }
+    }
+    if (strcmp(e->key, key) != 0 || e->body != body) {
+        made_clear(h, e);
+        snprintf(e->key, sizeof e->key, "%s", key);
+        e->body = blob_ref(body);
+        h->made_used++;
+        if (!evtimer_pending(h->made_sweep, NULL)) {
+            struct timeval tv = {(time_t)MADE_IDLE, 0};
+            evtimer_add(h->made_sweep, &tv);
+        }
+    }
+    e->last_used = clock_monotonic();
+    return &e->made[gzip != 0][not_modified != 0];
+}
+
+/* Drops every made response (at stop). */
+static void made_clear_all(struct http *h)
+{
+    for (size_t i = 0; i < MADE_ENTRIES; i++)
+        made_clear(h, &h->made[i]);
+}
+
+/* MHD's header iterator: joins the values of every field named as the join asks (a list
+ * may come in several fields, RFC 9110 5.3). */
+struct field_join {
+    const char *name;
+    const char *value;             /* the first field's, or owned */
+    char *owned;                   /* the values joined by commas, from a second field on */
+};
+
+static enum MHD_Result join_field(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                  const char *value, size_t value_size)
+{
+    (void)kind;
+    struct field_join *j = cls;
+    if (!name_is(key, key_size, j->name))
+        return MHD_YES;
+    if (j->value == NULL) {
+        j->value = value;
+        return MHD_YES;
+    }
+    char *joined = xasprintf("%s,%.*s", j->value, (int)value_size, value);
+    free(j->owned);
+    j->owned = joined;
+    j->value = joined;
+    return MHD_YES;
+}
+
+/* The value of rq's header fields called name, joined; NULL when none. Free *owned after. */
+static const char *field_value(struct request *rq, const char *name, char **owned)
+{
+    struct field_join j = {name, NULL, NULL};
+    MHD_get_connection_values_n(rq->connection, MHD_HEADER_KIND, join_field, &j);
+    *owned = j.owned;
+    return j.value;
+}
+
+/* Adds the headers of a document's response: max_age, Age when age is not negative, the
+ * ETag, the encoding. */
+static void document_headers(struct server *s, struct MHD_Response *r, const char *etag, int gzip,
+                             int not_modified, long max_age, long age)
+{
     common_headers(s, r, "application/json; charset=utf-8");
     char value[64];
-    snprintf(value, sizeof value, "public, max-age=%ld", a->max_age);
+    snprintf(value, sizeof value, "public, max-age=%ld", max_age);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, value);
-    snprintf(value, sizeof value, "%ld", a->age);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_AGE, value);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, a->etag);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, etag);
+    /* Caches keep one answer per encoding: the two bodies are of one URL. */
+    MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+    if (gzip && !not_modified)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+    if (age >= 0) {
+        snprintf(value, sizeof value, "%ld", age);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_AGE, value);
+    }
+}
+
+/* The response of document doc (key names it: a city, "/cities"; doc->age -1: no Age
+ * header) to rq: the body in the encoding rq takes, with that body's ETag, or 304 when
+ * If-None-Match names it. answered_now: queued at once, so it may be a made-once one
+ * (never while draining, when each says Connection: close). Sets rq->status. */
+static struct MHD_Response *document_response(struct request *rq, const char *key,
+                                              const struct answer *doc, int answered_now)
+{
+    struct server *s = rq->server;
+    char *owned;
+    const char *accept = field_value(rq, MHD_HTTP_HEADER_ACCEPT_ENCODING, &owned);
+    int gzip = doc->gzip != NULL && headers_accept_gzip(accept);
+    free(owned);
+    struct blob *body = gzip ? doc->gzip : doc->body;
+    const char *etag = gzip ? doc->gzip_etag : doc->etag;
+    const char *inm = field_value(rq, MHD_HTTP_HEADER_IF_NONE_MATCH, &owned);
+    int not_modified = headers_etag_match(inm, etag);
+    free(owned);
+    rq->status = not_modified ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK;
+    struct made_response *made = NULL;
+    if (answered_now && !s->draining) {
+        made = made_slot(s->http, key, doc->body, gzip, not_modified);
+        if (made->response != NULL && made->age == doc->age && made->max_age == doc->max_age) {
+            rq->bytes = not_modified || rq->head ? 0 : body->len;
+            rq->response_made_once = 1;
+            return made->response;
+        }
+    }
+    struct MHD_Response *r = not_modified ? not_modified_response(rq) : blob_response(rq, body);
+    document_headers(s, r, etag, gzip, not_modified, doc->max_age, doc->age);
+    if (made != NULL) {
+        if (made->response != NULL)
+            MHD_destroy_response(made->response);
+        *made = (struct made_response){r, doc->age, doc->max_age};
+        rq->response_made_once = 1;
+    }
     return r;
 }
 
-/* Ends a suspended request's wait with a prepared response. */
+/* The response for a city's answer, honouring Accept-Encoding and If-None-Match (see
+ * document_response). Sets rq->status. */
+static struct MHD_Response *answer_response(struct request *rq, const char *city, const struct answer *a,
+                                            int answered_now)
+{
+    if (a->error != API_ERROR_NONE)
+        return error_body_response(rq, a->error, a->body, a->retry_after);
+    return document_response(rq, city, a, answered_now);
+}
+
+/* Ends a request's wait with a prepared response (NULL when abandoned), to be queued by the
+ * handler's next call. */
 static void resume_with(struct request *rq, struct MHD_Response *response)
 {
     struct server *s = rq->server;
@@ -205,22 +508,36 @@ static void resume_with(struct request *rq, struct MHD_Response *response)
         rq->deadline = NULL;
     }
     LIST_REMOVE(rq, link);
-    s->http->nsuspended--;
-    rq->suspended = 0;
-    MHD_resume_connection(rq->connection);
+    s->http->nwaiting--;
+    rq->waiting = 0;
+    if (rq->suspended) {
+        rq->suspended = 0;
+        MHD_resume_connection(rq->connection);
+    }
     trigger_run(s);
 }
 
-/* The scrape a suspended request waited for has ended. */
+/* A waiting request whose client has left: it stops waiting (the scrape goes on where
+ * the answerer wants it) and its connection is resumed only to be closed. */
+static void abandon(struct request *rq)
+{
+    answer_cancel(rq->wait);
+    rq->wait = NULL;
+    rq->abandoned = 1;
+    rq->status = 499;   /* nginx's "client closed request", for the log and the metrics */
+    resume_with(rq, NULL);
+}
+
+/* The scrape a request waited for has ended. */
 static void answer_arrived(const struct answer *a, void *arg)
 {
     struct request *rq = arg;
     rq->wait = NULL;
-    resume_with(rq, answer_response(rq, a));
+    resume_with(rq, answer_response(rq, NULL, a, 0));
 }
 
-/* A suspended request's own deadline passed: the last good answer if young enough, else
- * 504; either way it stops waiting (the scrape goes on and fills the cache). */
+/* A waiting request's own deadline passed: the last good answer if young enough, else
+ * upstream_timeout; either way it stops waiting (the scrape goes on and fills the cache). */
 static void deadline_passed(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -229,11 +546,9 @@ static void deadline_passed(evutil_socket_t fd, short what, void *arg)
     struct answer stale;
     int have_stale = answer_fallback(rq->wait, &stale);
     struct MHD_Response *response =
-        have_stale ? answer_response(rq, &stale)
-                   : error_response(rq, "upstream_timeout",
-                                    "no answer from the upstream within the request deadline", -1);
-    if (!have_stale)
-        rq->status = MHD_HTTP_GATEWAY_TIMEOUT;
+        have_stale ? answer_response(rq, NULL, &stale, 0)
+                   : error_response(rq, API_ERROR_UPSTREAM_TIMEOUT,
+                                    "no answer from the upstream within the request deadline");
     answer_cancel(rq->wait);
     rq->wait = NULL;
     resume_with(rq, response);
@@ -249,47 +564,83 @@ static struct MHD_Response *handle_movies(struct request *rq)
     if (MHD_lookup_connection_value_n(rq->connection, MHD_GET_ARGUMENT_KIND, "city", 4, &city,
                                       &city_len) != MHD_YES)
         city = NULL;
-    if (city == NULL) {
-        rq->status = MHD_HTTP_BAD_REQUEST;
-        return error_response(rq, "missing_city", "the query parameter 'city' is required", -1);
+    if (city == NULL)
+        return error_response(rq, API_ERROR_MISSING_CITY, NULL);
+    if (city_len != strlen(city) || !douban_city_valid(city))
+        return error_response(rq, API_ERROR_INVALID_CITY, NULL);
+    /* Douban answers a city it does not know with another city's page: asking it about a
+     * slug outside the table costs a request and, at best, an upstream_changed. */
+    if (s->config.cities == CITIES_KNOWN && city_find(city) == NULL) {
+        char message[128];
+        snprintf(message, sizeof message, "no city '%s' (GET /cities lists them)", city);
+        return error_response(rq, API_ERROR_UNKNOWN_CITY, message);
     }
-    if (city_len != strlen(city) || !douban_city_valid(city)) {
-        rq->status = MHD_HTTP_BAD_REQUEST;
-        return error_response(rq, "invalid_city", "'city' must be 1 to 32 letters a-z, e.g. 'beijing'", -1);
-    }
+    int flags = s->draining ? 0 : ANSWER_MAY_SCRAPE;
+    const char *wait = NULL;
+    size_t wait_len = 0;
+    if (MHD_lookup_connection_value_n(rq->connection, MHD_GET_ARGUMENT_KIND, "wait", 4, &wait,
+                                      &wait_len) != MHD_YES)
+        wait = NULL;
+    if (wait != NULL && (wait_len != strlen(wait) || strcmp(wait, "details") != 0))
+        return error_response(rq, API_ERROR_INVALID_WAIT, NULL);
+    if (wait != NULL)
+        flags |= ANSWER_WAIT_DETAILS;
     struct answer now;
-    struct answer_wait *w = answer_city(s->answerer, city, !s->draining, &now, answer_arrived, rq);
+    struct answer_wait *w = answer_city(s->answerer, city, flags, &now, answer_arrived, rq);
     if (w == NULL)
-        return answer_response(rq, &now);
+        return answer_response(rq, city, &now, 1);
     rq->wait = w;
-    rq->suspended = 1;
+    rq->waiting = 1;
     rq->deadline = evtimer_new(s->base, deadline_passed, rq);
     struct timeval tv = {(time_t)s->config.request_deadline, 0};
     evtimer_add(rq->deadline, &tv);
-    LIST_INSERT_HEAD(&s->http->suspended, rq, link);
-    s->http->nsuspended++;
-    MHD_suspend_connection(rq->connection);
+    LIST_INSERT_HEAD(&s->http->waiting, rq, link);
+    s->http->nwaiting++;
     return NULL;
 }
 
-/* GET /readyz: ready unless the breaker is open or the process is stopping. */
+/* GET /cities: the city table, made once at start. */
+static struct MHD_Response *handle_cities(struct request *rq)
+{
+    struct http *h = rq->server->http;
+    struct answer doc = {.error = API_ERROR_NONE, .body = h->cities_body, .gzip = h->cities_gzip,
+                         .etag = h->cities_etag, .gzip_etag = h->cities_gzip_etag,
+                         .max_age = CITIES_MAX_AGE, .age = -1, .retry_after = -1};
+    return document_response(rq, "/cities", &doc, 1);
+}
+
+/* The body of GET /cities, {"count": n, "cities": [{"slug", "id", "name"}, ...]} in the
+ * table's order (by slug), and its quoted ETag. New. */
+static struct blob *cities_document(char etag[20])
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < city_table_count; i++)
+        json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "slug", city_table[i].slug, "id",
+                                              city_table[i].id, "name", city_table[i].name));
+    json_t *doc = json_pack("{s:I, s:o}", "count", (json_int_t)city_table_count, "cities", list);
+    struct blob *b = movie_document_blob(doc, etag);
+    json_decref(doc);
+    return b;
+}
+
+/* GET /readyz: 503 only while stopping (before the first listen nothing answers at all).
+ * An open breaker leaves it 200, with the breaker in the body: cached cities are still
+ * served, and replicas behind one egress address are refused together, so a 503 would take
+ * every one of them out of the load balancer at once. */
 static struct MHD_Response *handle_readyz(struct request *rq)
 {
     struct server *s = rq->server;
     long left = fetch_breaker_remaining(s->fetcher);
-    if (s->draining || left > 0) {
+    json_t *breaker = json_pack("{s:b}", "open", left > 0);
+    if (left > 0)
+        json_object_set_new(breaker, "retry_after", json_integer(left));
+    if (s->draining) {
         rq->status = MHD_HTTP_SERVICE_UNAVAILABLE;
-        json_t *doc = json_pack("{s:s, s:s}", "status", "unavailable", "reason",
-                                s->draining ? "shutting down"
-                                            : "the upstream refused our requests; waiting before asking again");
-        if (left > 0)
-            json_object_set_new(doc, "retry_after", json_integer(left));
-        struct MHD_Response *r = json_response(rq, doc);
-        add_retry_after(r, left > 0 ? left : -1);
-        return r;
+        return json_response(rq, json_pack("{s:s, s:s, s:o}", "status", "unavailable", "reason",
+                                           "shutting down", "breaker", breaker));
     }
     rq->status = MHD_HTTP_OK;
-    return json_response(rq, json_pack("{s:s}", "status", "ready"));
+    return json_response(rq, json_pack("{s:s, s:o}", "status", "ready", "breaker", breaker));
 }
 
 /* GET /metrics in the Prometheus text format. */
@@ -297,7 +648,13 @@ static struct MHD_Response *handle_metrics(struct request *rq)
 {
     struct server *s = rq->server;
     long left = fetch_breaker_remaining(s->fetcher);
+    struct metrics_process process;
+    char err[160];
+    int have_process = metrics_process_read(&process, err, sizeof err) == 0;
+    if (!have_process)
+        log_debug("metrics: no process figures: %s", err);
     struct metrics_gauges g = {
+        .process = have_process ? &process : NULL,
         .scrapes_in_flight = (long)scraper_active(s->scraper),
         .upstream_queue_length = (long)fetch_queue_length(s->fetcher),
         .upstream_in_flight = (long)fetch_in_flight(s->fetcher),
@@ -305,12 +662,28 @@ static struct MHD_Response *handle_metrics(struct request *rq)
         .breaker_remaining = left,
         .cached_cities = (long)answerer_cached_cities(s->answerer),
         .cached_movies = (long)scraper_cached_movies(s->scraper),
+        .cache_bytes = {(long)answerer_cached_bytes(s->answerer), (long)scraper_cached_bytes(s->scraper)},
+        .upstream_queued = {(long)fetch_queue_length_of(s->fetcher, FETCH_PREFETCH),
+                            (long)fetch_queue_length_of(s->fetcher, FETCH_NORMAL),
+                            (long)fetch_queue_length_of(s->fetcher, FETCH_URGENT)},
+        .upstream_starts_last_minute = (long)fetch_starts_last_minute(s->fetcher),
+        .details_pending = (long)scraper_pending_details(s->scraper),
+        .parse_threads = pool_threads(s->pool),
+        .parse_queued = (long)pool_queued(s->pool),
     };
+    struct redis_stats redis;
+    struct fleet_stats fleet;
+    if (s->redis != NULL && s->fleet != NULL) {
+        redis_stats(s->redis, &redis);
+        fleet_stats(s->fleet, &fleet);
+        g.redis = &redis;
+        g.fleet = &fleet;
+    }
     rq->status = MHD_HTTP_OK;
     return text_response(rq, metrics_render(s->metrics, &g), "text/plain; version=0.0.4; charset=utf-8");
 }
 
-/* Routes a request; NULL means it was suspended. */
+/* Routes a request; NULL means it waits for an answer. */
 static struct MHD_Response *route(struct request *rq, const char *url, const char *method)
 {
     static const struct {
@@ -319,6 +692,7 @@ static struct MHD_Response *route(struct request *rq, const char *url, const cha
         struct MHD_Response *(*handler)(struct request *);
     } routes[] = {
         {"/movies", "movies", handle_movies},
+        {"/cities", "cities", handle_cities},
         {"/healthz", "healthz", NULL},
         {"/readyz", "readyz", handle_readyz},
         {"/metrics", "metrics", handle_metrics},
@@ -328,8 +702,7 @@ static struct MHD_Response *route(struct request *rq, const char *url, const cha
             continue;
         rq->route = routes[i].label;
         if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-            rq->status = MHD_HTTP_METHOD_NOT_ALLOWED;
-            struct MHD_Response *r = error_response(rq, "method_not_allowed", "only GET and HEAD are allowed", -1);
+            struct MHD_Response *r = error_response(rq, API_ERROR_METHOD_NOT_ALLOWED, NULL);
             MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
             return r;
         }
@@ -340,8 +713,7 @@ static struct MHD_Response *route(struct request *rq, const char *url, const cha
         return routes[i].handler(rq);
     }
     rq->route = "other";
-    rq->status = MHD_HTTP_NOT_FOUND;
-    return error_response(rq, "not_found", "no such endpoint; try GET /movies?city=beijing", -1);
+    return error_response(rq, API_ERROR_NOT_FOUND, NULL);
 }
 
 /* Remembers path and query, escaped, for the access log. */
@@ -358,6 +730,114 @@ static void note_target(struct request *rq, const char *url)
     }
 }
 
+/* Arms a timer to fire in seconds (at once if that is not positive). */
+static void arm_in(struct event *timer, double seconds)
+{
+    if (seconds < 0)
+        seconds = 0;
+    struct timeval tv = {(time_t)seconds, (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6)};
+    evtimer_add(timer, &tv);
+}
+
+/* --- repeated log lines ------------------------------------------------------------------ */
+
+/* Whether a burst slot holds the kind of line fmt/text is. */
+static int burst_matches(const struct burst *b, const char *fmt, const char *text)
+{
+    if (b->fmt != fmt)
+        return 0;
+    return strncmp(fmt, "%s", 2) != 0 || strcmp(b->text, text) == 0;
+}
+
+/* Writes what a slot held back in its second: the latest line, with the count of the others. */
+static void burst_flush(struct burst *b)
+{
+    if (b->more == 1)
+        log_at(b->level, "%s", b->text);
+    else if (b->more > 1)
+        log_at(b->level, "%s (and %lu more in the last second)", b->text, b->more - 1);
+    b->more = 0;
+}
+
+/* Arms the burst timer for the first slot whose second ends. */
+static void burst_arm(struct http *h, double now)
+{
+    double first = 0;
+    for (size_t i = 0; i < BURST_KINDS; i++)
+        if (h->bursts[i].fmt != NULL && (first == 0 || h->bursts[i].since < first))
+            first = h->bursts[i].since;
+    if (first == 0)
+        return;
+    arm_in(h->burst_timer, first + 1.0 - now);
+}
+
+/* A second ended for some slots: their held-back lines go out as one, and a slot that held
+ * none is freed (its next line is logged at once). */
+static void burst_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct http *h = arg;
+    double now = clock_monotonic();
+    for (size_t i = 0; i < BURST_KINDS; i++) {
+        struct burst *b = &h->bursts[i];
+        if (b->fmt == NULL || b->since + 1.0 > now + 0.001)
+            continue;
+        if (b->more == 0) {
+            b->fmt = NULL;
+            continue;
+        }
+        burst_flush(b);
+        b->since = now;
+    }
+    burst_arm(h, now);
+}
+
+/* Logs text, a line of the kind fmt makes, unless a line of its kind went out less than a
+ * second ago: then it is counted and written with the others when the second ends. */
+static void burst_log(struct http *h, enum log_level level, const char *fmt, const char *text)
+{
+    if (level > log_level_now())
+        return;
+    double now = clock_monotonic();
+    struct burst *slot = NULL, *oldest = NULL;
+    for (size_t i = 0; i < BURST_KINDS; i++) {
+        struct burst *b = &h->bursts[i];
+        if (b->fmt != NULL && burst_matches(b, fmt, text)) {
+            b->more++;
+            if (strncmp(fmt, "%s", 2) != 0)
+                snprintf(b->text, sizeof b->text, "%s", text);
+            return;
+        }
+        if (b->fmt == NULL && slot == NULL)
+            slot = b;
+        if (b->fmt != NULL && (oldest == NULL || b->since < oldest->since))
+            oldest = b;
+    }
+    if (slot == NULL) {  /* more kinds at once than slots: the oldest count goes out early */
+        burst_flush(oldest);
+        slot = oldest;
+    }
+    log_at(level, "%s", text);
+    slot->fmt = fmt;
+    slot->level = level;
+    slot->since = now;
+    slot->more = 0;
+    snprintf(slot->text, sizeof slot->text, "%s", text);
+    if (!evtimer_pending(h->burst_timer, NULL))
+        burst_arm(h, now);
+}
+
+/* Writes every count still held back (at shutdown). */
+static void burst_flush_all(struct http *h)
+{
+    for (size_t i = 0; i < BURST_KINDS; i++)
+        if (h->bursts[i].fmt != NULL)
+            burst_flush(&h->bursts[i]);
+}
+
+/* --- connections ------------------------------------------------------------------------ */
+
 /* Makes MHD notice a client that has gone. MHD (0.9.75, epoll) stops reading a connection
  * after a short read and waits for a new edge that never comes when the client's close
  * arrived with its last bytes: a half-sent request would then hold its slot until the idle
@@ -369,16 +849,223 @@ static void drop_connection(struct conn *c)
     trigger_run(c->server);
 }
 
-/* The client shut its side: between requests it can never send a whole one again. A
- * request in progress is left to finish (its client may still read the answer). */
-static void peer_hung_up(evutil_socket_t fd, short what, void *arg)
+/* Bytes the client sent that nobody has read yet. */
+static int unread_bytes(int fd)
+{
+    int n = 0;
+    return ioctl(fd, FIONREAD, &n) == 0 ? n : 0;
+}
+
+/* TCP_CLOSE of the kernel's TCP states: after a reset (a FIN alone leaves CLOSE_WAIT). */
+#define TCP_STATE_CLOSED 7
+
+/* A connection's TCP state and the bytes received on it so far; 0 if unknown. */
+static int tcp_state(int fd, uint64_t *received)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+        return 0;
+    if (received != NULL)
+        *received = ti.tcpi_bytes_received;
+    return ti.tcpi_state;
+}
+
+/* Arms the header timer for the oldest connection still receiving its request. */
+static void header_timer_arm(struct server *s)
+{
+    struct http *h = s->http;
+    struct conn *c = TAILQ_FIRST(&h->receiving);
+    long long limit = s->config.request_header_timeout;
+    if (c == NULL || limit == 0) {
+        evtimer_del(h->header_timer);
+        return;
+    }
+    arm_in(h->header_timer, c->receiving_since + (double)limit - clock_monotonic());
+}
+
+/* A request begins to arrive on c (accepted, or a kept-alive connection's next bytes): its
+ * header deadline runs from now. The queue stays in order because every deadline has the
+ * same length. */
+static void receiving_start(struct conn *c)
+{
+    struct http *h = c->server->http;
+    if (c->receiving_since > 0)
+        return;
+    c->receiving_since = clock_monotonic();
+    TAILQ_INSERT_TAIL(&h->receiving, c, receiving);
+    if (TAILQ_FIRST(&h->receiving) == c)
+        header_timer_arm(c->server);
+}
+
+/* The request on c is complete, or c closes: no header deadline any more. */
+static void receiving_stop(struct conn *c)
+{
+    if (c->receiving_since == 0)
+        return;
+    TAILQ_REMOVE(&c->server->http->receiving, c, receiving);
+    c->receiving_since = 0;
+}
+
+/* The client's address as text, for the log. */
+static void client_address(struct conn *c, char *out, size_t outlen)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(c->connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    snprintf(out, outlen, "?");
+    if (info == NULL || info->client_addr == NULL)
+        return;
+    const struct sockaddr *sa = info->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out, (socklen_t)outlen);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, (socklen_t)outlen);
+}
+
+/* Writes the 408 on the socket itself: MHD has sent nothing for this request (the last one's
+ * answer is all out before the next request's deadline starts), and it cannot be asked to
+ * answer a request it has not parsed. Best effort: a client that does not read loses it. */
+static void send_request_timeout(struct conn *c)
+{
+    struct blob *body = c->server->http->timeout_body;
+    char date[40], head[320];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 408 Request Timeout\r\nDate: %s\r\nConnection: close\r\n"
+                     "Content-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\n"
+                     "Content-Length: %zu\r\n\r\n",
+                     date, body->len);
+    struct iovec iov[2] = {{head, (size_t)n}, {body->data, body->len}};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
+    if (sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        log_debug("http: the 408 was not sent: %s", strerror(errno));
+}
+
+/* Connections closed at their header deadline in one turn of the loop: when thousands
+ * reach it together (slow clients that came together), the loop serves others between
+ * batches. */
+#define DEADLINE_BATCH 32
+
+/* request_header_timeout passed for the oldest connections receiving a request: each gets
+ * a 408 and is closed. */
+static void header_deadline_passed(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct conn *c = arg;
-    c->peer_gone = 1;
-    if (!c->in_request)
+    struct server *s = arg;
+    struct http *h = s->http;
+    long long limit = s->config.request_header_timeout;
+    double now = clock_monotonic();
+    struct conn *c;
+    for (int n = 0; n < DEADLINE_BATCH && limit > 0; n++) {
+        c = TAILQ_FIRST(&h->receiving);
+        if (c == NULL || c->receiving_since + (double)limit > now + 0.001)
+            break;
+        receiving_stop(c);
+        send_request_timeout(c);
+        if (c->rq != NULL) {
+            c->rq->status = MHD_HTTP_REQUEST_TIMEOUT;   /* its access log line says so */
+        } else {
+            metrics_request(s->metrics, "other", MHD_HTTP_REQUEST_TIMEOUT, now - c->receiving_since);
+        }
+        char address[INET6_ADDRSTRLEN], line[160];
+        static const char kind[] = "http: %s sent no complete request within %lld s: 408, closed";
+        client_address(c, address, sizeof address);
+        snprintf(line, sizeof line, kind, address, limit);
+        burst_log(h, LOG_INFO, kind, line);
         drop_connection(c);
+    }
+    header_timer_arm(s);
+}
+
+/* Asks a waiting request's client, which sent its FIN, whether it still reads: a client
+ * that only shut its sending side (RFC 9112 9.6 allows it) takes the interim response and
+ * waits for the answer; one that closed its socket answers it with a reset, which the watch
+ * sees. Only HTTP/1.1 clients may be sent a 1xx (RFC 9110 15.2). */
+static void probe_client(struct conn *c)
+{
+    static const char probe[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    c->probed = 1;
+    ssize_t n = send(c->fd, probe, sizeof probe - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n != (ssize_t)(sizeof probe - 1) && !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)))
+        abandon(c->rq);   /* gone already, or half a status line out: either way, closed */
+}
+
+/* The client of c sent its FIN or reset. A waiting request is let go at once on a reset,
+ * and probed on a FIN; an answer on its way is left to finish (completed() lets the
+ * connection go); otherwise no complete request can come any more, and the connection is
+ * dropped once MHD has read what the client sent last. */
+static void client_left(struct conn *c, int reset)
+{
+    struct request *rq = c->rq;
+    c->peer_gone = 1;
+    if (rq != NULL && rq->waiting) {
+        if (reset)
+            abandon(rq);
+        else if (!c->probed && rq->http11)
+            probe_client(c);
+        return;
+    }
+    if (rq != NULL && rq->routed)
+        return;
+    if (!reset && unread_bytes(c->fd) > 0) {
+        /* A request that came with the FIN: MHD reads it in its next run, then it is
+         * answered (the client may still read) or, incomplete, dropped. */
+        if (!c->unread_queued) {
+            LIST_INSERT_HEAD(&c->server->http->unread, c, unread);
+            c->unread_queued = 1;
+        }
+        trigger_run(c->server);
+        return;
+    }
+    drop_connection(c);
+}
+
+/* Takes c off the list of gone clients with bytes unread. */
+static void unread_remove(struct conn *c)
+{
+    if (!c->unread_queued)
+        return;
+    LIST_REMOVE(c, unread);
+    c->unread_queued = 0;
+}
+
+/* After an MHD run, gone clients whose last bytes MHD has now read: a request they
+ * completed goes on like any (probed if waiting), the others are dropped. */
+static void recheck_unread(struct server *s)
+{
+    struct conn *c = LIST_FIRST(&s->http->unread), *next;
+    for (; c != NULL; c = next) {
+        next = LIST_NEXT(c, unread);
+        if (c->rq != NULL && c->rq->routed) {
+            unread_remove(c);
+            if (c->rq->waiting && !c->probed && c->rq->http11)
+                probe_client(c);
+        } else if (unread_bytes(c->fd) == 0) {
+            unread_remove(c);
+            drop_connection(c);
+        }
+    }
+}
+
+/* The watch on a client's socket fired: bytes came (on an idle kept-alive connection, a
+ * request begins), or the client sent its FIN (EV_CLOSED), or reset (libevent reports a
+ * socket error as readable). Edge-triggered: once per change, not while the state lasts. */
+static void connection_watched(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    uint64_t received = 0;
+    int reset = tcp_state(fd, &received) == TCP_STATE_CLOSED;
+    /* Counted in bytes, not by the event: MHD may have read these bytes, and answered
+     * the request they made, before this callback runs. */
+    if ((what & EV_READ) && c->rq == NULL && !c->peer_gone && received > c->received_at_rest)
+        receiving_start(c);
+    if ((what & EV_CLOSED) || reset)
+        client_left(c, reset);
 }
 
 /* MHD opened or closed a client connection. */
@@ -391,60 +1078,324 @@ static void connection_event(void *cls, struct MHD_Connection *connection, void 
             MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
         struct conn *c = xcalloc(1, sizeof *c);
         c->server = s;
+        c->connection = connection;
         c->fd = info->connect_fd;
-        c->hangup = event_new(s->base, c->fd, EV_CLOSED, peer_hung_up, c);
-        event_add(c->hangup, NULL);
+        c->watch = event_new(s->base, c->fd, EV_READ | EV_CLOSED | EV_ET | EV_PERSIST,
+                             connection_watched, c);
+        event_add(c->watch, NULL);
+        receiving_start(c);
         *socket_context = c;
     } else if (*socket_context != NULL) {
         struct conn *c = *socket_context;
-        event_free(c->hangup);
+        receiving_stop(c);
+        unread_remove(c);
+        if (c->rq != NULL)
+            c->rq->conn = NULL;
+        event_free(c->watch);
         free(c);
         *socket_context = NULL;
     }
 }
 
-/* MHD's access handler: called for the headers, for each body chunk, and after a resume. */
+/* What the headers of a request say about its framing. */
+struct header_scan {
+    int bad_name;
+    int bad_value;
+    int hosts;
+    int transfer_encoding;
+    int lengths;
+    int bad_length;
+    int length_nonzero;
+};
+
+/* Whether s[0..n) is an HTTP token (RFC 9110 5.6.2), as a header name must be. */
+static int is_token(const char *s, size_t n)
+{
+    static const char others[] = "!#$%&'*+-.^_`|~";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        int alnum = (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+        if (!alnum && (c == '\0' || strchr(others, c) == NULL))
+            return 0;
+    }
+    return n > 0;
+}
+
+/* Whether the header name key[0..n) is name, case-insensitively. */
+static int name_is(const char *key, size_t n, const char *name)
+{
+    return n == strlen(name) && strncasecmp(key, name, n) == 0;
+}
+
+/* MHD's header iterator: notes what request_defect() judges. */
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                   const char *value, size_t value_size)
+{
+    (void)kind;
+    struct header_scan *scan = cls;
+    for (size_t i = 0; i < value_size; i++)
+        if (((unsigned char)value[i] < 0x20 && value[i] != '\t') || value[i] == 0x7f)
+            scan->bad_value = 1;
+    if (!is_token(key, key_size)) {
+        scan->bad_name = 1;
+    } else if (name_is(key, key_size, MHD_HTTP_HEADER_HOST)) {
+        scan->hosts++;
+    } else if (name_is(key, key_size, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        scan->transfer_encoding = 1;
+    } else if (name_is(key, key_size, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+        scan->lengths++;
+        size_t digits = 0;
+        while (digits < value_size && value[digits] >= '0' && value[digits] <= '9')
+            digits++;
+        if (digits == 0 || digits != value_size)
+            scan->bad_length = 1;
+        for (size_t i = 0; i < value_size; i++)
+            if (value[i] != '0')
+                scan->length_nonzero = 1;
+    }
+    return MHD_YES;
+}
+
+/* Why a request whose headers MHD accepted is still refused, or NULL; *has_body: whether it
+ * announces a body. Each of these is read differently by some proxy or server, and that
+ * difference is how requests are smuggled: the framing of a request must be beyond doubt
+ * before anything runs. MHD (0.9.75, strict) has already refused an HTTP/1.1 request without
+ * Host, a space in the request target and a bad first Content-Length; it keeps a name with
+ * whitespace before its colon as a name that ends in whitespace, ignores every
+ * Content-Length but the first, and waits for a body it cannot frame (a Transfer-Encoding
+ * other than chunked) until the idle timeout. */
+static const char *request_defect(struct MHD_Connection *connection, const char *method, int *has_body)
+{
+    struct header_scan scan = {0};
+    MHD_get_connection_values_n(connection, MHD_HEADER_KIND, scan_header, &scan);
+    *has_body = scan.length_nonzero || scan.transfer_encoding;
+    if (scan.bad_name)
+        return "a header name must be a token, with no whitespace before its colon";
+    if (scan.bad_value)
+        return "a header value must not hold control characters";
+    if (scan.hosts > 1)
+        return "a request must have one Host header at most";
+    if (scan.transfer_encoding)
+        return "Transfer-Encoding is not accepted: no endpoint takes a request body";
+    if (scan.lengths > 1 || scan.bad_length)
+        return "Content-Length must be one decimal number, given once";
+    if (scan.length_nonzero && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0))
+        return "a GET or HEAD request must not have a body";
+    return NULL;
+}
+
+/* The request leaves http.heads: its headers reached handle(), or it ended. */
+static void leave_head(struct request *rq)
+{
+    struct http *h = rq->server->http;
+    if (rq->in_head) {
+        LIST_REMOVE(rq, head_link);
+        rq->in_head = 0;
+    }
+    if (h->in_line == rq)
+        h->in_line = NULL;
+}
+
+/* MHD_OPTION_URI_LOG_CALLBACK: MHD read a request line. The request starts here; what this
+ * returns is the request's context in handle() and completed(). */
+static void *request_line_read(void *cls, const char *uri, struct MHD_Connection *connection)
+{
+    struct server *s = cls;
+    struct http *h = s->http;
+    struct request *rq = xcalloc(1, sizeof *rq);
+    rq->server = s;
+    rq->connection = connection;
+    rq->started = clock_monotonic();
+    rq->route = "other";
+    snprintf(rq->method, sizeof rq->method, "-");
+    if (uri != NULL) {
+        char path[96];
+        log_escape(uri, strcspn(uri, "?"), path, sizeof path);
+        snprintf(rq->target, sizeof rq->target, "%s", path);
+        h->in_line = rq;
+        h->in_line_uri = uri;
+    }
+    LIST_INSERT_HEAD(&h->heads, rq, head_link);
+    rq->in_head = 1;
+    return rq;
+}
+
+/* MHD_OPTION_UNESCAPE_CALLBACK: MHD's own unescaping. MHD unescapes the request line's
+ * path after its query parameters, last: MHD is then done with that line. */
+static size_t unescape(void *cls, struct MHD_Connection *connection, char *text)
+{
+    (void)connection;
+    struct http *h = ((struct server *)cls)->http;
+    if (h->in_line != NULL && text == h->in_line_uri)
+        h->in_line = NULL;
+    return MHD_http_unescape(text);
+}
+
+/* Answers rq with bad_request and closes its connection, writing to the socket before MHD
+ * does, which then fails to send its own answer and closes. For the cases where MHD 0.9.75
+ * botches its own: an error found while parsing the headers (no Host, a bad Content-Length)
+ * is queued with its status line and headers, then the state machine carries on and writes
+ * them a second time; query parameters beyond the connection's memory make MHD queue 431,
+ * ignore the failure, and wait for header lines it has no buffer left to read, until the
+ * idle timeout. MHD is between requests on this socket, so nothing of its own is unsent.
+ * The method is not known yet: a HEAD gets the body too, just before the close. */
+static void answer_in_place_of_mhd(struct request *rq, const char *message)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(rq->connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (info == NULL || rq->answered_in_place)
+        return;
+    int fd = info->connect_fd;
+    const struct api_error_info *error = api_error_info(API_ERROR_BAD_REQUEST);
+    struct blob *body = answer_error_body(API_ERROR_BAD_REQUEST, message);
+    char date[40];
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&now, &tm));  /* C locale */
+    char head[320];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\nDate: %s\r\nConnection: close\r\n"
+                     "Content-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\n"
+                     "Content-Length: %zu\r\n\r\n",
+                     error->status, MHD_get_reason_phrase_for((unsigned)error->status), date, body->len);
+    struct iovec iov[2] = {{head, (size_t)n}, {body->data, body->len}};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
+    ssize_t sent = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    shutdown(fd, SHUT_RDWR);
+    rq->status = error->status;
+    rq->bytes = sent > n ? (size_t)(sent - n) : 0;
+    rq->answered_in_place = 1;
+    rq->server->http->in_place_open++;
+    blob_unref(body);
+    trigger_run(rq->server);
+}
+
+/* The request whose headers MHD is parsing now: of those whose headers have not reached
+ * handle(), the only one past its headers with no answer queued (MHD parses the headers
+ * and calls handle() in one go). NULL if none. */
+static struct request *request_in_header_parse(struct http *h)
+{
+    struct request *rq;
+    LIST_FOREACH(rq, &h->heads, head_link) {
+        if (MHD_get_connection_info(rq->connection, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE) != NULL &&
+            MHD_get_connection_info(rq->connection, MHD_CONNECTION_INFO_HTTP_STATUS) == NULL)
+            return rq;
+    }
+    return NULL;
+}
+
+/* MHD is logging fmt: if it is one of the errors MHD 0.9.75 answers wrongly, answers in its
+ * place (the message is logged while MHD is still with that request) and returns 1. */
+static int replace_botched_answer(struct server *s, const char *fmt)
+{
+    static const struct {
+        const char *start;  /* of MHD's message */
+        int request_line;   /* while parsing the request line, else the headers */
+        const char *answer;
+    } botched[] = {
+        {"Not enough memory in pool to allocate header record", 1,
+         "the request has more query parameters than the server takes"},
+        {"Received HTTP/1.1 request without `Host' header", 0, "an HTTP/1.1 request must have a Host header"},
+        {"Failed to parse `Content-Length' header", 0, "Content-Length must be one decimal number, given once"},
+        {"Too large value of 'Content-Length' header", 0, "Content-Length is out of range"},
+    };
+    struct http *h = s->http;
+    if (h == NULL)
+        return 0;
+    for (size_t i = 0; i < sizeof botched / sizeof botched[0]; i++) {
+        if (strncmp(fmt, botched[i].start, strlen(botched[i].start)) != 0)
+            continue;
+        struct request *rq = botched[i].request_line ? h->in_line : request_in_header_parse(h);
+        if (rq == NULL)
+            return 0;
+        answer_in_place_of_mhd(rq, botched[i].answer);
+        return 1;
+    }
+    return 0;
+}
+
+/* Queues rq's response and drops our reference to it, unless it is a made-once one, whose
+ * reference is the table's. */
+static enum MHD_Result queue_response(struct request *rq, struct MHD_Response *response)
+{
+    enum MHD_Result ret = MHD_queue_response(rq->connection, (unsigned)rq->status, response);
+    if (!rq->response_made_once)
+        MHD_destroy_response(response);
+    rq->response_made_once = 0;
+    return ret;
+}
+
+/* MHD's access handler: called once the headers are in, again once the request is whole,
+ * and after a resume; a body is never read (see below). */
 static enum MHD_Result handle(void *cls, struct MHD_Connection *connection, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **req_cls)
 {
-    (void)version;
     (void)upload_data;
     struct server *s = cls;
-    struct request *rq = *req_cls;
-    if (rq == NULL) {
-        rq = xcalloc(1, sizeof *rq);
-        rq->server = s;
-        rq->connection = connection;
-        rq->started = clock_monotonic();
-        rq->route = "other";
+    struct request *rq = *req_cls;  /* made by request_line_read() */
+    if (!rq->began) {
+        rq->began = 1;
+        leave_head(rq);
         snprintf(rq->method, sizeof rq->method, "%s", method);
         rq->head = strcmp(method, "HEAD") == 0;
+        rq->http11 = strncmp(version, "HTTP/1.", 7) == 0 && strcmp(version, MHD_HTTP_VERSION_1_0) != 0;
         const union MHD_ConnectionInfo *info =
             MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         rq->conn = info ? info->socket_context : NULL;
         if (rq->conn)
-            rq->conn->in_request = 1;
+            rq->conn->rq = rq;
         note_target(rq, url);
-        *req_cls = rq;
-        return MHD_YES;
+        /* No endpoint takes a body: a request with one is answered now, before its body,
+         * and MHD then reads nothing more on this connection (no body, no pipelined
+         * request) and closes it after the answer. Whatever a proxy in front thinks the
+         * body is, nothing after it runs. */
+        int has_body;
+        const char *defect = request_defect(connection, method, &has_body);
+        if (defect == NULL && !has_body)
+            return MHD_YES;
+        rq->routed = 1;
+        if (rq->conn)
+            receiving_stop(rq->conn);
+        struct MHD_Response *response =
+            defect ? error_response(rq, API_ERROR_BAD_REQUEST, defect) : route(rq, url, method);
+        if (response == NULL)
+            return MHD_YES;  /* suspended (only GET and HEAD are, and they have no body) */
+        return queue_response(rq, response);
     }
     if (*upload_data_size != 0) {
-        *upload_data_size = 0;  /* no endpoint takes a body */
+        *upload_data_size = 0;  /* answered before its body, so never read: see above */
         return MHD_YES;
     }
     struct MHD_Response *response = rq->response;
     rq->response = NULL;
     if (response == NULL) {
-        if (rq->suspended)
+        if (rq->abandoned) {
+            /* Refusing closes the connection; MHD logs that the application failed. */
+            s->http->closing_quietly = 1;
+            return MHD_NO;
+        }
+        if (rq->waiting) {
+            /* Suspended on the call after the one that began the wait, not in it: MHD
+             * 0.9.75 keeps a connection's poll state as it was when it was suspended
+             * (reading, when the request came in one piece and its wait began in the same
+             * pass) and reads once when resuming it; a client that shut its sending side
+             * then reads as gone and the connection is closed with its answer unsent.
+             * Between the two calls MHD marks the connection as blocked, not reading. */
+            if (!rq->suspended) {
+                rq->suspended = 1;
+                MHD_suspend_connection(connection);
+            }
             return MHD_YES;
+        }
+        rq->routed = 1;
+        if (rq->conn)
+            receiving_stop(rq->conn);
         response = route(rq, url, method);
         if (response == NULL)
-            return MHD_YES;  /* suspended */
+            return MHD_YES;  /* waits; MHD calls again at once, with nothing to read */
     }
-    enum MHD_Result ret = MHD_queue_response(connection, (unsigned)rq->status, response);
-    MHD_destroy_response(response);
-    return ret;
+    return queue_response(rq, response);
 }
 
 /* Request done (answered or connection lost): access log, metrics, free. */
@@ -454,17 +1405,30 @@ static void completed(void *cls, struct MHD_Connection *connection, void **req_c
     (void)connection;
     struct server *s = cls;
     struct request *rq = *req_cls;
+    s->http->closing_quietly = 0;
     if (rq == NULL)
         return;
+    leave_head(rq);
+    if (rq->answered_in_place)
+        s->http->in_place_open--;
+    if (!rq->began && !rq->answered_in_place) {
+        /* MHD refused or lost it before its headers were whole (it logs why). */
+        free(rq);
+        *req_cls = NULL;
+        return;
+    }
     double seconds = clock_monotonic() - rq->started;
     char method[sizeof rq->method * 4];
     log_escape(rq->method, strlen(rq->method), method, sizeof method);
-    log_info("%s %s %d %zu %.1fms%s", method, rq->target, rq->status, rq->bytes, seconds * 1000,
-             code == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection lost)");
+    const char *how = code == MHD_REQUEST_TERMINATED_COMPLETED_OK || rq->answered_in_place ? ""
+                      : rq->abandoned                          ? " (client gone)"
+                      : rq->status == MHD_HTTP_REQUEST_TIMEOUT ? " (request_header_timeout)"
+                                                               : " (connection lost)";
+    log_info("%s %s %d %zu %.1fms%s", method, rq->target, rq->status, rq->bytes, seconds * 1000, how);
     metrics_request(s->metrics, rq->route, rq->status, seconds);
-    if (rq->suspended) {
+    if (rq->waiting) {
         LIST_REMOVE(rq, link);
-        s->http->nsuspended--;
+        s->http->nwaiting--;
     }
     if (rq->wait)
         answer_cancel(rq->wait);
@@ -472,25 +1436,50 @@ static void completed(void *cls, struct MHD_Connection *connection, void **req_c
         event_free(rq->deadline);
     if (rq->response)
         MHD_destroy_response(rq->response);
-    if (rq->conn) {
-        rq->conn->in_request = 0;
-        if (rq->conn->peer_gone)
-            drop_connection(rq->conn);
+    struct conn *c = rq->conn;
+    if (c != NULL) {
+        c->rq = NULL;
+        tcp_state(c->fd, &c->received_at_rest);
+        if (c->peer_gone)
+            drop_connection(c);
+        else if (code == MHD_REQUEST_TERMINATED_COMPLETED_OK && unread_bytes(c->fd) > 0)
+            receiving_start(c);   /* the next request came while this one was answered */
     }
     free(rq);
     *req_cls = NULL;
 }
 
-/* MHD's own error messages go to the log. */
+/* MHD's own error messages go to the log, escaped (some hold what a client sent), each kind
+ * at most once a second. */
 static void __attribute__((format(printf, 2, 0))) mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    (void)cls;
-    char line[512];
+    struct server *s = cls;
+    struct http *h = s->http;
+    int replaced = replace_botched_answer(s, fmt);
+    char line[512], escaped[512], text[520];
     vsnprintf(line, sizeof line, fmt, ap);
     size_t n = strlen(line);
     while (n > 0 && line[n - 1] == '\n')
         line[--n] = '\0';
-    log_warn("http: %s", line);
+    if (h != NULL && h->closing_quietly && strstr(line, "Application reported internal error")) {
+        h->closing_quietly = 0;   /* the abandoned connection handle() refused */
+        return;
+    }
+    log_escape(line, n, escaped, sizeof escaped);
+    snprintf(text, sizeof text, "http: %s", escaped);
+    /* A request answered in place is in the access log: MHD's account of it, and of the
+     * answer it then cannot send, is detail. */
+    if (replaced || (h != NULL && h->in_place_open > 0 &&
+                     (strncmp(fmt, "Error processing request", 24) == 0 ||
+                      strncmp(fmt, "Failed to send", 14) == 0))) {
+        log_debug("%s", text);
+        return;
+    }
+    if (h == NULL) {   /* while starting */
+        log_warn("%s", text);
+        return;
+    }
+    burst_log(h, LOG_WARN, fmt, text);
 }
 
 /* Opens a listening socket on "HOST:PORT". */
@@ -522,7 +1511,7 @@ static int bind_listen(const char *listen_at, char *err, size_t errlen)
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 512) != 0) {
+        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
         snprintf(err, errlen, "listen: cannot listen on %s: %s", listen_at, strerror(errno));
         if (fd >= 0)
             close(fd);
@@ -566,7 +1555,16 @@ int http_start(struct server *s, int listen_fd, char *bound, size_t boundlen, ch
     }
     describe_socket(listen_fd, bound, boundlen);
     struct http *h = xcalloc(1, sizeof *h);
-    LIST_INIT(&h->suspended);
+    LIST_INIT(&h->waiting);
+    LIST_INIT(&h->heads);
+    TAILQ_INIT(&h->receiving);
+    LIST_INIT(&h->unread);
+    h->cities_body = cities_document(h->cities_etag);
+    h->cities_gzip = answer_gzip(h->cities_body, h->cities_etag, h->cities_gzip_etag);
+    h->made_sweep = evtimer_new(s->base, made_sweep, h);
+    h->timeout_body = answer_error_body(API_ERROR_REQUEST_TIMEOUT, NULL);
+    h->header_timer = evtimer_new(s->base, header_deadline_passed, s);
+    h->burst_timer = evtimer_new(s->base, burst_tick, h);
     const struct config *c = &s->config;
     h->mhd = MHD_start_daemon(
         MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, s,
@@ -576,12 +1574,21 @@ int http_start(struct server *s, int listen_fd, char *bound, size_t boundlen, ch
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)c->max_connections_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)c->connection_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)c->connection_memory_limit,
+        MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+        MHD_OPTION_URI_LOG_CALLBACK, request_line_read, s,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, s,
         MHD_OPTION_NOTIFY_COMPLETED, completed, s,
         MHD_OPTION_NOTIFY_CONNECTION, connection_event, s,
         MHD_OPTION_END);
     if (h->mhd == NULL) {
         snprintf(err, errlen, "cannot start the HTTP server on %s", bound);
         close(listen_fd);
+        blob_unref(h->cities_body);
+        blob_unref(h->cities_gzip);
+        event_free(h->made_sweep);
+        blob_unref(h->timeout_body);
+        event_free(h->header_timer);
+        event_free(h->burst_timer);
         free(h);
         return -1;
     }
@@ -605,7 +1612,7 @@ void http_stop_accepting(struct server *s)
 
 size_t http_waiting(const struct server *s)
 {
-    return s->http ? s->http->nsuspended : 0;
+    return s->http ? s->http->nwaiting : 0;
 }
 
 size_t http_connections(const struct server *s)
@@ -620,9 +1627,23 @@ void http_stop(struct server *s)
     if (h == NULL)
         return;
     MHD_stop_daemon(h->mhd);
+    made_clear_all(h);
+    event_free(h->made_sweep);
+    burst_flush_all(h);
     event_free(h->epoll_ready);
     event_free(h->timeout);
     event_free(h->run_now);
+    event_free(h->header_timer);
+    event_free(h->burst_timer);
+    blob_unref(h->cities_body);
+    blob_unref(h->cities_gzip);
+    blob_unref(h->timeout_body);
     free(h);
     s->http = NULL;
+}
+
+void http_configure(struct server *s)
+{
+    if (s->http != NULL)
+        header_timer_arm(s);
 }

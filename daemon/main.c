@@ -4,6 +4,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,13 +12,20 @@
 #include <unistd.h>
 
 #include "answer.h"
+#include "cache.h"
+#include "cities.h"
 #include "config.h"
 #include "douban.h"
+#include "error.h"
 #include "fetch.h"
 #include "log.h"
 #include "movie.h"
 #include "metrics.h"
 #include "notify.h"
+#include "pool.h"
+#include "prefetch.h"
+#include "fleet.h"
+#include "redis.h"
 #include "scrape.h"
 #include "server.h"
 #include "util.h"
@@ -130,13 +138,25 @@ static int load_config(const struct options *opts, struct config *c, char *err, 
 
 struct fetch_outcome_state {
     struct event_base *base;
+    const char *city;
+    int progress;    /* stderr is a terminal: show the movie pages as they come */
+    int shown;       /* a progress line is on screen */
     int status;
 };
 
-/* The one scrape of `moviesd fetch` ended. */
+/* The one scrape of `moviesd fetch` moved on, or ended. */
 static void fetch_command_done(const struct scrape_result *result, void *arg)
 {
     struct fetch_outcome_state *st = arg;
+    if (st->progress && result->movies > 0) {
+        fprintf(stderr, "\r%s: %zu/%zu movie pages", st->city, result->movies - result->pending,
+                result->movies);
+        st->shown = 1;
+    }
+    if (result->event != SCRAPE_DONE)
+        return;
+    if (st->shown)
+        fputc('\n', stderr);
     json_t *doc = result->document;
     const struct scrape_error *err = result->error;
     if (doc) {
@@ -146,8 +166,8 @@ static void fetch_command_done(const struct scrape_result *result, void *arg)
         json_decref(doc);
         st->status = 0;
     } else {
-        fprintf(stderr, "moviesd: %s: %s\n", err->code, err->message);
-        st->status = err->status == 404 ? 3 : 4;
+        fprintf(stderr, "moviesd: %s: %s\n", api_error_code(err->code), err->message);
+        st->status = err->code == API_ERROR_UNKNOWN_CITY ? 3 : 4;
     }
     event_base_loopbreak(st->base);
 }
@@ -155,16 +175,31 @@ static void fetch_command_done(const struct scrape_result *result, void *arg)
 static int run_fetch(const struct config *c, const char *city)
 {
     if (city == NULL || !douban_city_valid(city)) {
-        fprintf(stderr, "moviesd: fetch needs a CITY of 1 to 32 letters a-z, e.g. beijing\n");
+        fprintf(stderr, "moviesd: fetch needs a CITY of 1 to 32 letters a-z, e.g. beijing, or a "
+                        "city's id of 1 to 32 digits\n");
         return 2;
+    }
+    /* As the API does: no request for a slug Douban would answer with another city's page. */
+    if (c->cities == CITIES_KNOWN && city_find(city) == NULL) {
+        fprintf(stderr, "moviesd: %s: no city '%s' in the city table (GET /cities lists them; "
+                        "--cities any asks Douban all the same)\n",
+                api_error_code(API_ERROR_UNKNOWN_CITY), city);
+        return 3;
     }
     struct event_base *base = event_base_new();
     struct fetcher *f = fetcher_new(base, c, NULL);
-    struct scraper *s = scraper_new(f, c);
-    struct fetch_outcome_state st = {base, 4};
-    scrape_city(s, city, fetch_command_done, &st);
+    struct cache_budget *budget = cache_budget_new((size_t)c->cache_max_bytes);
+    struct pool *pool = pool_new(base, config_parse_threads(c));
+    if (pool == NULL)
+        return 1;
+    struct scraper *s = scraper_new(f, c, budget, pool);
+    struct fetch_outcome_state st = {base, city, isatty(STDERR_FILENO), 0, 4};
+    /* One person waits for all of it: every request at the front of the queue. */
+    scrape_city(s, city, FETCH_URGENT, FETCH_URGENT, fetch_command_done, &st);
     event_base_dispatch(base);
     scraper_free(s);
+    pool_free(pool);
+    cache_budget_free(budget);
     fetcher_free(f);
     event_base_free(base);
     return st.status;
@@ -217,6 +252,8 @@ static int run_health(const struct config *c)
 
 struct daemon_state {
     struct server server;
+    struct prefetcher *prefetcher;
+    struct cache_budget *cache_budget;  /* the city and movie caches' bytes together */
     const struct options *opts;
     struct event *sigterm, *sigint, *sighup;
     struct event *watchdog;
@@ -261,7 +298,7 @@ static void drain_tick(evutil_socket_t fd, short what, void *arg)
     if (answerer_waiting(s->answerer) > 0) {
         log_warn("drain timeout: answering %zu waiting requests with stale data or 503",
                  answerer_waiting(s->answerer));
-        answerer_fail_all(s->answerer, 503, "shutting_down", "the service is restarting; retry shortly");
+        answerer_fail_all(s->answerer, API_ERROR_SHUTTING_DOWN, "the service is restarting; retry shortly");
     }
     if (d->closing_since == 0)
         d->closing_since = now;
@@ -288,27 +325,12 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
     log_info("signal %d: draining (up to %lld s for %zu scrapes under way)", (int)sig,
              s->config.drain_timeout, scraper_active(s->scraper));
     s->draining = 1;
+    prefetcher_stop(d->prefetcher);
     notify_send("STOPPING=1");
     notify_status(d);
     http_stop_accepting(s);
     d->drain_started = clock_monotonic();
     drain_tick(-1, 0, d);
-}
-
-/* Names the settings a reload changed but cannot apply live. */
-static void warn_fixed_settings(const struct config *old, const struct config *fresh)
-{
-    for (size_t i = 0; i < config_settings_count; i++) {
-        const struct setting *st = &config_settings[i];
-        if (st->live)
-            continue;
-        const char *a = (const char *)old + st->offset, *b = (const char *)fresh + st->offset;
-        int changed = st->type == SETTING_INTEGER || st->type == SETTING_LOG_LEVEL
-                          ? *(const long long *)a != *(const long long *)b
-                          : strcmp(*(char *const *)a, *(char *const *)b) != 0;
-        if (changed)
-            log_warn("reload: %s changed but needs a restart; keeping the old value", st->name);
-    }
 }
 
 /* SIGHUP: read the configuration again; apply what can change live. */
@@ -319,38 +341,57 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     struct daemon_state *d = arg;
     struct server *s = &d->server;
     struct config fresh;
-    char err[512];
-    if (load_config(d->opts, &fresh, err, sizeof err) != 0) {
+    char err[512], kept[256];
+    if (load_config(d->opts, &fresh, err, sizeof err) != 0 ||
+        config_apply_live(&s->config, &fresh, kept, sizeof kept, err, sizeof err) != 0) {
         log_error("reload failed, keeping the running configuration: %s", err);
         config_free(&fresh);
         return;
     }
-    warn_fixed_settings(&s->config, &fresh);
-    /* Copy the live settings only; the fixed ones keep their running values. */
-    for (size_t i = 0; i < config_settings_count; i++) {
-        const struct setting *st = &config_settings[i];
-        if (!st->live)
-            continue;
-        char *dst = (char *)&s->config + st->offset;
-        char *src = (char *)&fresh + st->offset;
-        if (st->type == SETTING_INTEGER || st->type == SETTING_LOG_LEVEL) {
-            *(long long *)dst = *(long long *)src;
-        } else {
-            free(*(char **)dst);
-            *(char **)dst = *(char **)src;
-            *(char **)src = NULL;
-        }
-    }
     config_free(&fresh);
+    if (kept[0] != '\0')
+        log_warn("reload: changed settings that only a restart applies keep their running "
+                 "values: %s", kept);
     log_set_level((enum log_level)s->config.log_level);
     fetcher_configure(s->fetcher, &s->config);
-    scraper_configure(s->scraper);
+    cache_budget_set_max(d->cache_budget, (size_t)s->config.cache_max_bytes);
     answerer_configure(s->answerer);
+    prefetcher_configure(d->prefetcher);
+    http_configure(s);
     log_info("configuration reloaded");
 }
 
-static int run_server(const struct options *opts, struct config *config)
+/* Descriptors the daemon holds besides its connections: stdio, the loop's epoll and signal
+ * pipes, MHD's epoll and listener, curl's share and resolver, the watchdog and notify
+ * sockets, with room to spare. */
+#define SPARE_FDS 64
+
+/* Raises the soft limit on open files to what the settings can use (one descriptor per API
+ * and per upstream connection, and the spares), as far as the hard limit allows: many
+ * runtimes start services at 1024, which max_connections' default alone fills. */
+static void raise_fd_limit(const struct config *c)
 {
+    rlim_t need = (rlim_t)(c->max_connections + c->max_upstream_connections + SPARE_FDS);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
+        return;
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
+    if (want > rl.rlim_cur) {
+        struct rlimit raised = {want, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            rl.rlim_cur = want;
+    }
+    if (rl.rlim_cur < need)
+        log_warn("the open-file limit (%llu) is below what max_connections %lld and "
+                 "max_upstream_connections %lld need (%llu): raise it (LimitNOFILE=, ulimit -n)",
+                 (unsigned long long)rl.rlim_cur, c->max_connections, c->max_upstream_connections,
+                 (unsigned long long)need);
+}
+
+static int run_server(const struct options *opts, struct config *config,
+                      const struct redis_address *redis_address)
+{
+    raise_fd_limit(config);
     struct daemon_state d = {0};
     struct server *s = &d.server;
     d.opts = opts;
@@ -359,8 +400,17 @@ static int run_server(const struct options *opts, struct config *config)
     s->base = event_base_new();
     s->metrics = metrics_new();
     s->fetcher = fetcher_new(s->base, &s->config, s->metrics);
-    s->scraper = scraper_new(s->fetcher, &s->config);
-    s->answerer = answerer_new(s->scraper, &s->config, s->metrics);
+    if (redis_address->transport != REDIS_NONE) {
+        s->redis = redis_new(s->base, redis_address, (long)s->config.redis_timeout_ms);
+        s->fleet = fleet_new(s->base, s->redis, NULL);
+        fetch_set_fleet(s->fetcher, s->fleet, s->redis, s->config.expected_replicas);
+    }
+    d.cache_budget = cache_budget_new((size_t)s->config.cache_max_bytes);
+    s->pool = pool_new(s->base, config_parse_threads(&s->config));
+    if (s->pool == NULL)
+        return 1;
+    s->scraper = scraper_new(s->fetcher, &s->config, d.cache_budget, s->pool);
+    s->answerer = answerer_new(s->scraper, &s->config, s->metrics, d.cache_budget);
 
     signal(SIGPIPE, SIG_IGN);  /* a client that hangs up must not kill the process */
     d.sigterm = evsignal_new(s->base, SIGTERM, on_stop_signal, &d);
@@ -380,6 +430,7 @@ static int run_server(const struct options *opts, struct config *config)
     }
     log_info("moviesd %s listening on %s%s (upstream %s)", MOVIESD_VERSION, bound,
              activated >= 0 ? " (socket activation)" : "", s->config.upstream);
+    d.prefetcher = prefetcher_new(s->base, s->answerer, &s->config);
 
     long long watchdog_usec = notify_watchdog_usec();
     if (watchdog_usec > 0) {
@@ -397,11 +448,21 @@ static int run_server(const struct options *opts, struct config *config)
 out:
     /* Nobody may stay suspended when MHD stops; then scrapes go before the answerer,
      * whose refreshes they point at. */
-    answerer_fail_all(s->answerer, 503, "shutting_down", "the service is stopping; retry shortly");
+    answerer_fail_all(s->answerer, API_ERROR_SHUTTING_DOWN, NULL);
     http_stop(s);
+    prefetcher_free(d.prefetcher);
     scraper_free(s->scraper);
+    pool_free(s->pool);
     answerer_free(s->answerer);
+    cache_budget_free(d.cache_budget);
+    /* The fleet goes before the fetcher: fleet_free drops the fetcher's outstanding budget
+     * ask without calling back, so nothing calls into a freed fetcher; the client last,
+     * after the fleet that borrows it. */
+    if (s->fleet != NULL)
+        fetch_set_fleet(s->fetcher, NULL, NULL, 1);
+    fleet_free(s->fleet);
     fetcher_free(s->fetcher);
+    redis_free(s->redis);
     metrics_free(s->metrics);
     if (d.watchdog)
         event_free(d.watchdog);
@@ -416,6 +477,9 @@ out:
 
 int main(int argc, char **argv)
 {
+    /* jansson seeds its hash function on the first object made; the parse workers make
+     * objects too, so the seed is chosen here, before any thread starts. */
+    json_object_seed(0);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
@@ -429,6 +493,10 @@ int main(int argc, char **argv)
             config_print_markdown(stdout);
             return 0;
         }
+        if (strcmp(argv[i], "--errors-markdown") == 0) {
+            api_error_print_markdown(stdout);
+            return 0;
+        }
     }
     struct options opts = {0};
     struct config config;
@@ -438,13 +506,21 @@ int main(int argc, char **argv)
         free(opts.flags);
         return 2;
     }
-    if (load_config(&opts, &config, err, sizeof err) != 0) {
+    /* The Redis password file is read here, once: one that cannot be read is a bad setting. */
+    struct redis_address redis_address = {0};
+    if (load_config(&opts, &config, err, sizeof err) != 0 ||
+        redis_address_from_config(&config, &redis_address, err, sizeof err) != 0) {
         fprintf(stderr, "moviesd: %s\n", err);
         config_free(&config);
         free(opts.flags);
         return 2;
     }
     log_init((enum log_level)config.log_level);
+    /* Only part of the fleet is shared yet: an operator must not believe more is. */
+    if (redis_address.transport != REDIS_NONE)
+        log_warn("redis_url is set: the request budget and the breaker are shared through "
+                 "Redis; the cache and single-flight are not yet (each replica scrapes a "
+                 "city itself)");
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc;
@@ -456,8 +532,9 @@ int main(int argc, char **argv)
     } else if (opts.command && strcmp(opts.command, "health") == 0) {
         rc = run_health(&config);
     } else {
-        rc = run_server(&opts, &config);
+        rc = run_server(&opts, &config, &redis_address);
     }
+    redis_address_free(&redis_address);
     config_free(&config);
     curl_global_cleanup();
     free(opts.flags);

@@ -7,12 +7,13 @@
 #include "config.h"
 
 struct event_base;
-struct event;
 struct metrics;
 struct fetcher;
 struct scraper;
 struct answerer;
 struct http;
+struct redis;
+struct fleet;
 
 struct server {
     struct event_base *base;
@@ -20,8 +21,11 @@ struct server {
     struct metrics *metrics;
     struct fetcher *fetcher;
     struct scraper *scraper;
+    struct pool *pool;             /* the parse workers */
     struct answerer *answerer;
     struct http *http;
+    struct redis *redis;           /* the shared Redis and the fleet over it; NULL without */
+    struct fleet *fleet;
     int draining;                  /* SIGTERM seen: no new scrapes, Connection: close */
 };
 
@@ -33,6 +37,8 @@ void http_stop_accepting(struct server *s);
 /* Requests suspended waiting for an answer, and connections open. */
 size_t http_waiting(const struct server *s);
 size_t http_connections(const struct server *s);
+/* Applies changed live settings of the API (request_header_timeout). */
+void http_configure(struct server *s);
 /* Stops the API; every suspended request must have been answered. Accepts s->http NULL. */
 void http_stop(struct server *s);
 

@@ -1,7 +1,7 @@
-/* Chained hash table plus a doubly linked recency list: O(1) get, put and eviction. */
+/* Chained hash table plus doubly linked recency lists (the cache's own and its budget's):
+ * O(1) get, put and eviction. */
 #include "cache.h"
 
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,31 +10,42 @@
 struct entry {
     char *key;
     void *value;
+    size_t bytes;                    /* charged to the budget, overhead included */
+    struct cache *cache;
     struct entry *chain;             /* next in the bucket */
-    struct entry *newer, *older;     /* recency list */
+    struct entry *newer, *older;     /* the cache's recency list */
+    struct entry *b_newer, *b_older; /* the budget's recency list, across its caches */
+};
+
+struct cache_budget {
+    size_t max, bytes;
+    struct entry *newest, *oldest;
 };
 
 struct cache {
+    struct cache_budget *budget;
     struct entry **buckets;
-    size_t nbuckets, count, max;
+    size_t nbuckets, count, max, bytes;
     struct entry *newest, *oldest;
     void (*free_value)(void *);
 };
 
-/* FNV-1a of a NUL-terminated key. */
+/* The bucket hash of a NUL-terminated key. */
 static size_t key_hash(const char *key)
 {
-    uint64_t h = 14695981039346656037ULL;
-    for (; *key; key++) {
-        h ^= (unsigned char)*key;
-        h *= 1099511628211ULL;
-    }
-    return (size_t)h;
+    return (size_t)hash_fnv1a(key, strlen(key));
 }
 
-/* Unlinks e from the recency list. */
+/* What an entry costs beyond its value's bytes: the entry itself and its key. */
+static size_t entry_overhead(const char *key)
+{
+    return sizeof(struct entry) + strlen(key) + 1;
+}
+
+/* Unlinks e from both recency lists. */
 static void list_unlink(struct cache *c, struct entry *e)
 {
+    struct cache_budget *b = c->budget;
     if (e->newer)
         e->newer->older = e->older;
     else
@@ -43,19 +54,47 @@ static void list_unlink(struct cache *c, struct entry *e)
         e->older->newer = e->newer;
     else
         c->oldest = e->newer;
-    e->newer = e->older = NULL;
+    if (e->b_newer)
+        e->b_newer->b_older = e->b_older;
+    else
+        b->newest = e->b_older;
+    if (e->b_older)
+        e->b_older->b_newer = e->b_newer;
+    else
+        b->oldest = e->b_newer;
+    e->newer = e->older = e->b_newer = e->b_older = NULL;
 }
 
-/* Puts e at the newest end of the recency list. */
+/* Puts e at the newest end of both recency lists. */
 static void list_push_newest(struct cache *c, struct entry *e)
 {
+    struct cache_budget *b = c->budget;
     e->older = c->newest;
-    e->newer = NULL;
     if (c->newest)
         c->newest->newer = e;
     c->newest = e;
     if (c->oldest == NULL)
         c->oldest = e;
+    e->b_older = b->newest;
+    if (b->newest)
+        b->newest->b_newer = e;
+    b->newest = e;
+    if (b->oldest == NULL)
+        b->oldest = e;
+}
+
+/* Adds bytes to what c and its budget hold. */
+static void charge(struct cache *c, size_t bytes)
+{
+    c->bytes += bytes;
+    c->budget->bytes += bytes;
+}
+
+/* Takes bytes off what c and its budget hold. */
+static void refund(struct cache *c, size_t bytes)
+{
+    c->bytes -= bytes;
+    c->budget->bytes -= bytes;
 }
 
 /* The slot that points at key's entry (or at the NULL ending its chain). */
@@ -67,12 +106,14 @@ static struct entry **find_slot(struct cache *c, const char *key)
     return slot;
 }
 
-/* Removes the entry at slot and frees it with its value. */
-static void drop(struct cache *c, struct entry **slot)
+/* Removes e from its cache and frees it with its value. */
+static void drop(struct entry *e)
 {
-    struct entry *e = *slot;
+    struct cache *c = e->cache;
+    struct entry **slot = find_slot(c, e->key);
     *slot = e->chain;
     list_unlink(c, e);
+    refund(c, e->bytes);
     c->count--;
     c->free_value(e->value);
     free(e->key);
@@ -99,16 +140,48 @@ static void grow(struct cache *c)
     c->nbuckets = n;
 }
 
-/* Evicts the least recently used entries beyond the bound. */
-static void enforce_bound(struct cache *c)
+/* Evicts c's least recently used entries beyond its count bound. */
+static void enforce_count(struct cache *c)
 {
     while (c->count > c->max && c->oldest)
-        drop(c, find_slot(c, c->oldest->key));
+        drop(c->oldest);
 }
 
-struct cache *cache_new(size_t max_entries, void (*free_value)(void *value))
+/* Evicts the least recently used entries of any of b's caches beyond its byte bound. */
+static void enforce_bytes(struct cache_budget *b)
+{
+    while (b->bytes > b->max && b->oldest)
+        drop(b->oldest);
+}
+
+struct cache_budget *cache_budget_new(size_t max_bytes)
+{
+    struct cache_budget *b = xcalloc(1, sizeof *b);
+    b->max = max_bytes;
+    return b;
+}
+
+void cache_budget_free(struct cache_budget *b)
+{
+    free(b);
+}
+
+void cache_budget_set_max(struct cache_budget *b, size_t max_bytes)
+{
+    b->max = max_bytes;
+    enforce_bytes(b);
+}
+
+size_t cache_budget_bytes(const struct cache_budget *b)
+{
+    return b->bytes;
+}
+
+struct cache *cache_new(struct cache_budget *budget, size_t max_entries,
+                        void (*free_value)(void *value))
 {
     struct cache *c = xcalloc(1, sizeof *c);
+    c->budget = budget;
     c->nbuckets = 64;
     c->buckets = xcalloc(c->nbuckets, sizeof *c->buckets);
     c->max = max_entries;
@@ -121,7 +194,7 @@ void cache_free(struct cache *c)
     if (c == NULL)
         return;
     while (c->oldest)
-        drop(c, find_slot(c, c->oldest->key));
+        drop(c->oldest);
     free(c->buckets);
     free(c);
 }
@@ -136,35 +209,63 @@ void *cache_get(struct cache *c, const char *key)
     return e->value;
 }
 
-void cache_put(struct cache *c, const char *key, void *value)
+void *cache_peek(const struct cache *c, const char *key)
 {
+    const struct entry *e = c->buckets[key_hash(key) % c->nbuckets];
+    while (e && strcmp(e->key, key) != 0)
+        e = e->chain;
+    return e ? e->value : NULL;
+}
+
+int cache_put(struct cache *c, const char *key, void *value, size_t bytes)
+{
+    size_t cost = bytes + entry_overhead(key);
     struct entry **slot = find_slot(c, key);
-    if (*slot) {
-        struct entry *e = *slot;
+    struct entry *e = *slot;
+    /* Refused before anything is evicted for it: an entry that cannot fit must not empty
+     * the caches on its way out. What it replaces goes all the same: it is outdated. */
+    if (cost > c->budget->max || c->max == 0) {
+        if (e)
+            drop(e);
+        c->free_value(value);
+        return 0;
+    }
+    if (e) {
         c->free_value(e->value);
         e->value = value;
+        refund(c, e->bytes);
         list_unlink(c, e);
-        list_push_newest(c, e);
     } else {
-        struct entry *e = xcalloc(1, sizeof *e);
+        e = xcalloc(1, sizeof *e);
         e->key = xstrdup(key);
         e->value = value;
+        e->cache = c;
         *slot = e;
-        list_push_newest(c, e);
         c->count++;
         if (c->count > c->nbuckets)
             grow(c);
     }
-    enforce_bound(c);
+    e->bytes = cost;
+    charge(c, cost);
+    list_push_newest(c, e);
+    /* The newest entry is evicted last, and it fits both bounds alone: it stays. */
+    enforce_count(c);
+    enforce_bytes(c->budget);
+    return 1;
 }
 
 void cache_set_max(struct cache *c, size_t max_entries)
 {
     c->max = max_entries;
-    enforce_bound(c);
+    enforce_count(c);
 }
 
 size_t cache_count(const struct cache *c)
 {
     return c->count;
+}
+
+size_t cache_bytes(const struct cache *c)
+{
+    return c->bytes;
 }

@@ -15,7 +15,9 @@
  * are taken verbatim: no trimming, no quote stripping (the shell already did its quoting). */
 #include "config.h"
 
+#include "cities.h"
 #include "log.h"
+#include "redis.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -24,8 +26,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ENV_PREFIX "MOVIESD_"
+/* Parsing needs few threads to keep up with a polite fetcher; more only cost memory. */
+#define PARSE_THREADS_AUTO_MAX 4
 /* Escaped values in messages are cut here: enough to recognise, short enough for a line. */
 #define VALUE_SHOWN_MAX 160
 
@@ -33,22 +38,39 @@
     { .name = #key, .type = SETTING_INTEGER, .offset = offsetof(struct config, key),        \
       .min = (lo), .max = (hi), .default_value = (def), .unit = (unit_), .live = (live_),   \
       .help = (help_) }
+#define INTEGER_OR_AUTO(key, lo, hi, def, unit_, live_, help_)                               \
+    { .name = #key, .type = SETTING_INTEGER, .offset = offsetof(struct config, key),        \
+      .min = (lo), .max = (hi), .auto_word = "auto", .default_value = (def), .unit = (unit_),\
+      .live = (live_), .help = (help_) }
 #define TEXT(key, type_, def, live_, help_)                                                  \
     { .name = #key, .type = (type_), .offset = offsetof(struct config, key),                \
       .default_value = (def), .live = (live_), .help = (help_) }
+#define CHOICE(key, words, def, live_, help_)                                                \
+    { .name = #key, .type = SETTING_CHOICE, .offset = offsetof(struct config, key),         \
+      .choices = (words), .default_value = (def), .live = (live_), .help = (help_) }
+
+/* The words of the cities setting, in the order of enum cities_policy. */
+static const char *const cities_choices[] = {"known", "any", NULL};
 
 const struct setting config_settings[] = {
     TEXT(listen, SETTING_LISTEN, "127.0.0.1:8080", 0,
          "Address and port the HTTP API listens on; port 0 picks a free port."),
     TEXT(upstream, SETTING_URL, "https://movie.douban.com", 0,
          "Base URL of the Douban movie site to scrape: scheme, host and optional port."),
+    CHOICE(cities, cities_choices, "known", 1,
+           "Which city slugs /movies and moviesd fetch accept: known takes only those of "
+           "GET /cities and answers any other with unknown_city at once, asking Douban "
+           "nothing; any passes every slug on to Douban, for cities newer than the table."),
+    TEXT(prefetch_cities, SETTING_CITY_LIST, "", 1,
+         "Cities whose listings are fetched ahead of requests: empty for none, all for every "
+         "city of GET /cities, or slugs from that table separated by commas or spaces."),
     TEXT(user_agent, SETTING_STRING,
          "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
          "Chrome/120.0.0.0 Safari/537.36",
          1, "User-Agent header sent with every upstream request."),
     TEXT(log_level, SETTING_LOG_LEVEL, "info", 1,
          "Least severe messages logged: error, warn, info or debug."),
-    INTEGER(max_host_connections, 0, 256, "4", NULL, 1,
+    INTEGER(max_host_connections, 0, 256, "2", NULL, 1,
             "Most simultaneous upstream connections to one host; 0 turns the limit off."),
     INTEGER(max_upstream_connections, 1, 1024, "16", NULL, 1,
             "Most simultaneous upstream connections in total."),
@@ -56,24 +78,34 @@ const struct setting config_settings[] = {
             "Time one upstream fetch may take, from connecting to the last byte."),
     INTEGER(max_body_size, 1024, 1073741824, "4194304", "bytes", 1,
             "Largest decoded upstream page accepted; a bigger page fails its fetch."),
-    INTEGER(listing_ttl, 1, 31536000, "600", "seconds", 1,
+    INTEGER(listing_ttl, 1, 31536000, "3600", "seconds", 1,
             "How long a city's listing of movies stays fresh in the cache."),
     INTEGER(detail_ttl, 1, 31536000, "86400", "seconds", 1,
             "How long a movie's details stay fresh in the cache."),
     INTEGER(cache_max_entries, 1, 1000000, "1000", NULL, 1,
             "Most cities kept in the cache before old entries are evicted."),
+    INTEGER(cache_max_bytes, 65536, 1099511627776LL, "67108864", "bytes", 1,
+            "Most memory the city and movie caches hold together (answers as served, movie "
+            "records as estimated); the least recently used entry of either goes first."),
     INTEGER(stale_max_age, 0, 31536000, "604800", "seconds", 1,
             "Oldest an answer may be, counted from its scrape, to be served marked stale "
             "when a refresh fails or is under way; 0 never serves stale answers."),
     INTEGER(stale_while_revalidate, 0, 31536000, "86400", "seconds", 1,
             "How long past its TTL an old answer is served at once while a refresh runs; "
             "0 makes requests wait for the refresh."),
-    INTEGER(min_request_interval_ms, 0, 60000, "100", "milliseconds", 1,
+    INTEGER(min_request_interval_ms, 0, 60000, "2000", "milliseconds", 1,
             "Least time between the starts of two upstream requests; 0 turns the spacing off."),
-    INTEGER(max_requests_per_minute, 0, 100000, "90", NULL, 1,
+    INTEGER(max_requests_per_minute, 0, 100000, "30", NULL, 1,
             "Most upstream requests started in any one minute; 0 turns the limit off."),
     INTEGER(retries, 0, 10, "2", NULL, 1,
             "Extra attempts made for a failed upstream request."),
+    INTEGER(detail_retries, 0, 10, "3", NULL, 1,
+            "Background attempts at a movie page that failed for a passing reason (timeout, "
+            "connection error, 5xx) after its quick retries; the answer is not complete until "
+            "they are over."),
+    INTEGER(detail_retry_delay, 1, 86400, "30", "seconds", 1,
+            "Wait before the first background attempt at a failed movie page, doubled for each "
+            "next one."),
     INTEGER(block_backoff, 0, 86400, "600", "seconds", 1,
             "Pause in upstream requests after Douban blocks us, doubled on each repeat; "
             "0 turns the breaker off."),
@@ -83,16 +115,51 @@ const struct setting config_settings[] = {
             "Longest an API request waits before it gets its answer or an error."),
     INTEGER(drain_timeout, 0, 3600, "10", "seconds", 1,
             "Time requests in flight get to finish on shutdown."),
-    INTEGER(max_connections, 1, 100000, "1024", NULL, 0,
-            "Most simultaneous API client connections."),
-    INTEGER(max_connections_per_ip, 0, 100000, "64", NULL, 0,
-            "Most simultaneous API connections from one client address; 0 turns the limit off."),
+    INTEGER_OR_AUTO(parse_threads, 0, 64, "auto", NULL, 0,
+            "Worker threads that parse Douban's pages off the event loop, at a lower priority "
+            "than it; auto starts one per online CPU, at most 4; 0 parses on the loop."),
+    INTEGER(max_connections, 1, 100000, "8192", NULL, 0,
+            "Most simultaneous API client connections; past it new ones wait in the listen "
+            "queue. Each needs an open file: the daemon raises its limit to match."),
+    INTEGER(max_connections_per_ip, 0, 100000, "0", NULL, 0,
+            "Most simultaneous API connections from one client address; 0 turns the limit "
+            "off, as it must be behind a reverse proxy (every client has the proxy's address). "
+            "Set it when clients connect directly."),
     INTEGER(connection_timeout, 0, 3600, "30", "seconds", 0,
             "Idle time after which an API client connection is closed; 0 keeps it open."),
+    INTEGER(request_header_timeout, 0, 3600, "10", "seconds", 1,
+            "Longest time from accepting a connection, or from the first byte of a later "
+            "request on it, to a complete request; past it the client gets 408 and the "
+            "connection is closed, however slowly it keeps sending. 0 turns it off."),
     INTEGER(connection_memory_limit, 4096, 16777216, "65536", "bytes", 0,
             "Memory each API connection may use for its request headers and buffers."),
+    TEXT(redis_url, SETTING_REDIS_URL, "", 0,
+         "Redis to be shared by replicas of moviesd for their cache, single-flight, request "
+         "budget and breaker: redis://[[user]:password@]host[:port][/db] or "
+         "unix:///path/to.sock; empty runs alone, with everything in memory. Shared so far: "
+         "the request budget (spacing and per-minute cap hold for all replicas together) and "
+         "the breaker (a block seen by one pauses all); not yet the cache and single-flight "
+         "(each replica still scrapes a city itself). While Redis is down each replica keeps "
+         "to its share of the budget (expected_replicas). A password here shows in --check-config: prefer redis_password_file."),
+    TEXT(redis_password_file, SETTING_PATH, "", 0,
+         "File holding the Redis password on its one line, read at start (a file that cannot "
+         "be read stops startup); empty for none or the one in redis_url."),
+    INTEGER(redis_timeout_ms, 1, 60000, "250", "milliseconds", 0,
+            "Longest a Redis command may take; past it Redis counts as down: replicas fall "
+            "back to local state and reconnect with back-off."),
+    INTEGER(expected_replicas, 1, 1000, "3", NULL, 0,
+            "Replicas sharing one Redis: while Redis is down each replica keeps to "
+            "1/expected_replicas of max_requests_per_minute and of the spacing's rate."),
 };
 const size_t config_settings_count = sizeof config_settings / sizeof config_settings[0];
+
+int config_parse_threads(const struct config *c)
+{
+    if (c->parse_threads != CONFIG_AUTO)
+        return (int)c->parse_threads;
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    return online < 1 ? 1 : online > PARSE_THREADS_AUTO_MAX ? PARSE_THREADS_AUTO_MAX : (int)online;
+}
 
 /* Escapes text from a file, a flag or the environment before it goes into a message. */
 static const char *shown(const char *value, char out[VALUE_SHOWN_MAX])
@@ -106,7 +173,7 @@ static char **string_field(struct config *c, const struct setting *s)
     return (char **)(void *)((char *)c + s->offset);
 }
 
-/* The long long field of an integer or log-level setting. */
+/* The long long field of an integer, log-level or choice setting. */
 static long long *integer_field(struct config *c, const struct setting *s)
 {
     return (long long *)(void *)((char *)c + s->offset);
@@ -118,16 +185,29 @@ static const char *string_value(const struct config *c, const struct setting *s)
     return *(char *const *)(const void *)((const char *)c + s->offset);
 }
 
-/* The value of an integer or log-level setting, read only. */
+/* The value of an integer, log-level or choice setting, read only. */
 static long long integer_value(const struct config *c, const struct setting *s)
 {
     return *(const long long *)(const void *)((const char *)c + s->offset);
 }
 
+/* An integer setting's value as config_set reads it back: its number, or its auto word. */
+static const char *integer_text(const struct config *c, const struct setting *s, char *out,
+                                size_t outlen)
+{
+    long long v = integer_value(c, s);
+    if (s->auto_word != NULL && v == CONFIG_AUTO)
+        return s->auto_word;
+    snprintf(out, outlen, "%lld", v);
+    return out;
+}
+
 /* Whether a setting keeps its value as an owned string. */
 static int is_string(const struct setting *s)
 {
-    return s->type == SETTING_STRING || s->type == SETTING_LISTEN || s->type == SETTING_URL;
+    return s->type == SETTING_STRING || s->type == SETTING_LISTEN || s->type == SETTING_URL ||
+           s->type == SETTING_CITY_LIST || s->type == SETTING_REDIS_URL ||
+           s->type == SETTING_PATH;
 }
 
 /* Fills every setting with its default; a default that does not parse is a bug in the table. */
@@ -201,6 +281,10 @@ static int set_integer(struct config *c, const struct setting *s, const char *va
 {
     char buf[VALUE_SHOWN_MAX];
     long long v;
+    if (s->auto_word != NULL && strcmp(value, s->auto_word) == 0) {
+        *integer_field(c, s) = CONFIG_AUTO;
+        return 0;
+    }
     if (parse_integer(value, s->min, s->max, &v) == 0) {
         *integer_field(c, s) = v;
         return 0;
@@ -211,7 +295,8 @@ static int set_integer(struct config *c, const struct setting *s, const char *va
         errorf(err, errlen, "%s: %s is out of range %lld..%lld", source, shown(value, buf),
                   s->min, s->max);
     else
-        errorf(err, errlen, "%s: '%s' is not a whole number", source, shown(value, buf));
+        errorf(err, errlen, "%s: '%s' is not a whole number%s%s", source, shown(value, buf),
+               s->auto_word != NULL ? " or " : "", s->auto_word != NULL ? s->auto_word : "");
     return -1;
 }
 
@@ -347,6 +432,71 @@ static char *normalise_url(const char *value, const char *source, char *err, siz
     return xstrndup(value, (size_t)(rest - value));
 }
 
+/* The word of a choice setting's index, or NULL if the index is none of its words. */
+static const char *choice_word(const struct setting *s, long long index)
+{
+    for (long long i = 0; s->choices[i] != NULL; i++)
+        if (i == index)
+            return s->choices[i];
+    return NULL;
+}
+
+/* Writes the words of a choice setting, ", "-separated. */
+static void choice_words(const struct setting *s, char *out, size_t outlen)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; s->choices[i] != NULL && used + 1 < outlen; i++) {
+        int n = snprintf(out + used, outlen - used, "%s%s", i ? ", " : "", s->choices[i]);
+        used = n < 0 ? used : used + (size_t)n;
+    }
+}
+
+/* Sets a choice setting to the index of its word; the message lists the words. */
+static int set_choice(struct config *c, const struct setting *s, const char *value,
+                      const char *source, char *err, size_t errlen)
+{
+    char buf[VALUE_SHOWN_MAX], words[160];
+    for (long long i = 0; s->choices[i] != NULL; i++) {
+        if (strcmp(value, s->choices[i]) == 0) {
+            *integer_field(c, s) = i;
+            return 0;
+        }
+    }
+    choice_words(s, words, sizeof words);
+    errorf(err, errlen, "%s: '%s' is not one of %s", source, shown(value, buf), words);
+    return -1;
+}
+
+/* Checks a list of cities by parsing it as its users will. */
+static int check_city_list(const char *value, const char *source, char *err, size_t errlen)
+{
+    const struct city **list;
+    size_t n;
+    char why[200];
+    if (city_list_parse(value, &list, &n, why, sizeof why) != 0) {
+        errorf(err, errlen, "%s: %s", source, why);
+        return -1;
+    }
+    free(list);
+    return 0;
+}
+
+/* Checks a Redis URL by parsing it as the client will; empty means no Redis. */
+static int check_redis_url(const char *value, const char *source, char *err, size_t errlen)
+{
+    struct redis_address a;
+    char why[300];
+    if (value[0] == '\0')
+        return 0;
+    if (redis_url_parse(value, &a, why, sizeof why) != 0) {
+        errorf(err, errlen, "%s: %s", source, why);
+        return -1;
+    }
+    redis_address_free(&a);
+    return 0;
+}
+
 /* Sets one setting from text; c is unchanged on error. */
 int config_set(struct config *c, const struct setting *s, const char *value, const char *source,
                char *err, size_t errlen)
@@ -359,6 +509,8 @@ int config_set(struct config *c, const struct setting *s, const char *value, con
     switch (s->type) {
     case SETTING_INTEGER:
         return set_integer(c, s, value, source, err, errlen);
+    case SETTING_CHOICE:
+        return set_choice(c, s, value, source, err, errlen);
     case SETTING_LOG_LEVEL: {
         int level = log_level_parse(value);
         if (level < 0) {
@@ -383,6 +535,22 @@ int config_set(struct config *c, const struct setting *s, const char *value, con
         copy = normalise_url(value, source, err, errlen);
         if (copy == NULL)
             return -1;
+        break;
+    case SETTING_CITY_LIST:
+        if (check_city_list(value, source, err, errlen) != 0)
+            return -1;
+        copy = xstrdup(value);
+        break;
+    case SETTING_REDIS_URL:
+        if (check_redis_url(value, source, err, errlen) != 0)
+            return -1;
+        copy = xstrdup(value);
+        break;
+    case SETTING_PATH:
+        /* The file is read where it is used, once at start: not on every parse. */
+        if (value[0] != '\0' && check_text(value, source, err, errlen) != 0)
+            return -1;
+        copy = xstrdup(value);
         break;
     }
     char **field = string_field(c, s);
@@ -534,14 +702,83 @@ int config_load_env(struct config *c, char *const envp[], char *err, size_t errl
     return r;
 }
 
+/* Checks that loaded's value of s is one config_set accepts: the rules of loading, applied
+ * again through the same code. */
+static int check_loaded(const struct config *loaded, const struct setting *s, char *err,
+                        size_t errlen)
+{
+    char text[32];
+    const char *value;
+    if (s->type == SETTING_INTEGER) {
+        value = integer_text(loaded, s, text, sizeof text);
+    } else if (s->type == SETTING_LOG_LEVEL) {
+        value = log_level_name((enum log_level)integer_value(loaded, s));
+    } else if (s->type == SETTING_CHOICE) {
+        value = choice_word(s, integer_value(loaded, s));
+        if (value == NULL)
+            value = "";   /* refused by config_set below, with the words to choose from */
+    } else if ((value = string_value(loaded, s)) == NULL) {
+        errorf(err, errlen, "%s: has no value", s->name);
+        return -1;
+    }
+    struct config scratch;
+    memset(&scratch, 0, sizeof scratch);
+    int r = config_set(&scratch, s, value, s->name, err, errlen);
+    config_free(&scratch);
+    return r;
+}
+
+/* Whether a setting has the same value in a and b. */
+static int same_value(const struct config *a, const struct config *b, const struct setting *s)
+{
+    if (!is_string(s))
+        return integer_value(a, s) == integer_value(b, s);
+    const char *x = string_value(a, s), *y = string_value(b, s);
+    return x == y || (x != NULL && y != NULL && strcmp(x, y) == 0);
+}
+
+/* Takes loaded's live settings into running, all or nothing; names the others that differ. */
+int config_apply_live(struct config *running, const struct config *loaded, char *kept,
+                      size_t keptlen, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < config_settings_count; i++)
+        if (check_loaded(loaded, &config_settings[i], err, errlen) != 0)
+            return -1;
+    size_t used = 0;
+    if (kept != NULL && keptlen > 0)
+        kept[0] = '\0';
+    for (size_t i = 0; i < config_settings_count; i++) {
+        const struct setting *s = &config_settings[i];
+        if (same_value(running, loaded, s))
+            continue;
+        if (!s->live) {
+            if (kept != NULL && used + 1 < keptlen) {
+                int n = snprintf(kept + used, keptlen - used, "%s%s", used ? ", " : "", s->name);
+                used = n < 0 ? used : used + (size_t)n;
+            }
+        } else if (is_string(s)) {
+            char **field = string_field(running, s);
+            free(*field);
+            *field = xstrdup(string_value(loaded, s));
+        } else {
+            *integer_field(running, s) = integer_value(loaded, s);
+        }
+    }
+    return 0;
+}
+
 /* Writes a setting's value as config_load_file reads it back. */
 static void print_value(const struct config *c, const struct setting *s, FILE *out)
 {
     if (s->type == SETTING_INTEGER) {
-        fprintf(out, "%lld", integer_value(c, s));
+        char text[32];
+        fputs(integer_text(c, s, text, sizeof text), out);
     } else if (s->type == SETTING_LOG_LEVEL) {
         long long level = integer_value(c, s);
         fputs(log_level_name((enum log_level)level), out);
+    } else if (s->type == SETTING_CHOICE) {
+        const char *word = choice_word(s, integer_value(c, s));
+        fputs(word != NULL ? word : "", out);
     } else {
         const char *v = string_value(c, s) != NULL ? string_value(c, s) : "";
         size_t n = strlen(v);
@@ -565,11 +802,17 @@ void config_print(const struct config *c, FILE *out)
     }
 }
 
-/* The placeholder shown after a flag in --help. */
+/* The placeholder shown after a flag in --help (a choice's help names its words). */
 static void metavar(const struct setting *s, char *out, size_t outlen)
 {
     const char *m = "VALUE";
     switch (s->type) {
+    case SETTING_CHOICE:
+        m = "CHOICE";
+        break;
+    case SETTING_CITY_LIST:
+        m = "CITIES";
+        break;
     case SETTING_INTEGER:
         m = s->unit != NULL ? s->unit : "N";
         break;
@@ -584,6 +827,12 @@ static void metavar(const struct setting *s, char *out, size_t outlen)
         break;
     case SETTING_STRING:
         m = "TEXT";
+        break;
+    case SETTING_REDIS_URL:
+        m = "URL";
+        break;
+    case SETTING_PATH:
+        m = "FILE";
         break;
     }
     size_t i = 0;
@@ -627,7 +876,11 @@ void config_print_help(FILE *out)
         flag_name(s, flag, sizeof flag);
         metavar(s, meta, sizeof meta);
         int w = (int)(strlen(flag) + strlen(meta)) + 4;
-        const char *q = s->type == SETTING_STRING ? "\"" : "";
+        /* Quoted where the text is free: a default with blanks, or none at all, shows. */
+        const char *q = s->type == SETTING_STRING || s->type == SETTING_CITY_LIST ||
+                                s->type == SETTING_REDIS_URL || s->type == SETTING_PATH
+                            ? "\""
+                            : "";
         fprintf(out, "  --%s %s%*s   %s (default %s%s%s)\n", flag, meta, width - w, "", s->help, q,
                 s->default_value, q);
     }
@@ -653,12 +906,20 @@ void config_print_markdown(FILE *out)
         const struct setting *s = &config_settings[i];
         flag_name(s, flag, sizeof flag);
         env_name(s, env, sizeof env);
-        fprintf(out, "| `%s` | `--%s` | `%s` | `", s->name, flag, env);
-        md_cell(s->default_value, out);
-        fputs("` | ", out);
+        fprintf(out, "| `%s` | `--%s` | `%s` | ", s->name, flag, env);
+        /* An empty code span is not one in Markdown: "none" stands for the empty default. */
+        if (s->default_value[0] == '\0') {
+            fputs("none", out);
+        } else {
+            fputc('`', out);
+            md_cell(s->default_value, out);
+            fputc('`', out);
+        }
+        fputs(" | ", out);
         switch (s->type) {
         case SETTING_INTEGER:
-            fprintf(out, "%lld..%lld%s%s", s->min, s->max, s->unit != NULL ? " " : "",
+            fprintf(out, "%s%s%lld..%lld%s%s", s->auto_word != NULL ? s->auto_word : "",
+                    s->auto_word != NULL ? ", " : "", s->min, s->max, s->unit != NULL ? " " : "",
                     s->unit != NULL ? s->unit : "");
             break;
         case SETTING_LOG_LEVEL:
@@ -672,6 +933,21 @@ void config_print_markdown(FILE *out)
             break;
         case SETTING_STRING:
             fputs("non-empty text", out);
+            break;
+        case SETTING_CHOICE: {
+            char words[160];
+            choice_words(s, words, sizeof words);
+            fputs(words, out);
+            break;
+        }
+        case SETTING_CITY_LIST:
+            fputs("empty, `all`, or slugs of `GET /cities` separated by commas or spaces", out);
+            break;
+        case SETTING_REDIS_URL:
+            fputs("empty, `redis://` or `unix://` URL", out);
+            break;
+        case SETTING_PATH:
+            fputs("empty or a file name", out);
             break;
         }
         fprintf(out, " | %s | ", s->live ? "yes" : "no (restart)");

@@ -1,10 +1,11 @@
 /* libcurl's multi-socket API driven from the libevent loop (the pattern of curl's
  * docs/examples/hiperfifo.c), with a polite queue in front of it.
  *
- * A request moves QUEUED -> RUNNING -> (WAITING -> QUEUED for a retry or an in-host
- * redirect) -> completed. pump() is the only place transfers start: it runs as an event
- * callback and starts queued requests while the per-host cap, the total cap, the spacing and
- * the per-minute window allow, or arms itself for the moment they will. Completions are
+ * A request moves QUEUED -> RUNNING -> (WAITING -> QUEUED for a retry, QUEUED at once for
+ * an in-origin redirect) -> completed. pump() is the only place transfers start: it runs as an
+ * event callback and starts queued requests while the per-host cap, the total cap, the spacing
+ * and the per-minute window allow, or arms itself for the moment they will; a URL off the
+ * upstream's origin (origin.h) is failed there, before a connection. Completions are
  * collected from curl first and handled after, so a callback that starts or cancels other
  * requests never runs inside a curl callback. */
 #include "fetch.h"
@@ -20,13 +21,18 @@
 #include <time.h>
 
 #include "config.h"
+#include "fleet.h"
 #include "log.h"
 #include "metrics.h"
+#include "origin.h"
+#include "redis.h"
 #include "util.h"
 
 /* A Retry-After longer than this is not waited out inside one request: it is reported. */
 #define MAX_RETRY_WAIT 30.0
 #define MAX_REDIRECTS 3
+/* A Location header longer than this is not followed. */
+#define MAX_LOCATION 4096
 
 enum request_state { STATE_QUEUED, STATE_RUNNING, STATE_WAITING };
 
@@ -37,6 +43,8 @@ struct fetch_request {
     void *arg;
     enum request_state state;
     CURL *easy;
+    CURLU *curlu;              /* the checked URL the running transfer fetches */
+    char *location;            /* the last response's Location header, as sent */
     char *body;
     size_t len, cap;
     int too_large;
@@ -45,14 +53,22 @@ struct fetch_request {
     int redirects;
     enum fetch_priority priority;
     unsigned long epoch;       /* breaker epoch at the first start */
+    double created;
+    double queued;             /* seconds from creation to the first start, -1 before it */
     double attempt_started;
     struct event *wait_timer;
     char error[CURL_ERROR_SIZE];
-    TAILQ_ENTRY(fetch_request) queue_link;  /* in fetcher.queue while QUEUED */
+    TAILQ_ENTRY(fetch_request) queue_link;  /* in fetcher.queues[priority] while QUEUED */
     TAILQ_ENTRY(fetch_request) all_link;    /* in fetcher.all always */
 };
 
 TAILQ_HEAD(request_list, fetch_request);
+
+/* Start times of the last 60 s, oldest first: grows only as large as one minute's starts. */
+struct start_log {
+    double *t;
+    size_t cap, head, count;
+};
 
 struct fetcher {
     struct event_base *base;
@@ -62,24 +78,35 @@ struct fetcher {
     struct curl_slist *headers;
     struct event *curl_timer;
     struct event *pump_timer;
-    struct request_list urgent;     /* QUEUED listings and retries: served first */
-    struct request_list queue;      /* QUEUED movie pages */
+    struct request_list queues[FETCH_PRIORITY_COUNT];  /* QUEUED, highest priority served first */
+    size_t queued_of[FETCH_PRIORITY_COUNT];
     struct request_list all;
     size_t queued, in_flight;
+    int held;                   /* fetch_hold: nothing new starts */
 
     char *host;
+    struct origin_list origins; /* the only origins any transfer may go to */
     char *user_agent;
     long long max_host_connections, max_total, timeout, max_body, min_interval_ms,
         max_per_minute, retries, block_backoff, block_backoff_max;
 
-    double next_start;          /* spacing: no start before this */
-    double *starts;             /* ring of the last max_per_minute start times */
-    size_t starts_cap, starts_head, starts_count;
+    double last_start;          /* spacing: the last start (0: none yet)... */
+    double last_jitter;         /* ...and the jitter drawn for the gap after it, in [0, 1) */
+    struct start_log starts;    /* every start: the per-minute cap */
+    struct start_log prefetch_starts;  /* prefetch starts: half the cap */
 
     double breaker_until;
     double breaker_backoff;     /* the last backoff applied, doubled on a repeat block */
     int blocked_since_success;
     unsigned long epoch;        /* counts breaker trips */
+
+    /* The fleet's shared budget and breaker (fetch_set_fleet); NULL when alone. */
+    struct fleet *fleet;
+    struct redis *redis;
+    long long expected_replicas;
+    int asking;                 /* a budget ask is outstanding: at most one at a time */
+    int ask_failed;             /* the last ask failed: the next start uses the local budget */
+    unsigned long fleet_ok_epoch;  /* epoch + 1 of the last fleet_breaker_ok sent, 0: none */
 };
 
 /* What curl keeps for each socket it asks us to watch. */
@@ -93,7 +120,44 @@ static void check_done(struct fetcher *f);
 /* The queue a request waits in. */
 static struct request_list *queue_of(struct fetcher *f, const struct fetch_request *r)
 {
-    return r->priority == FETCH_URGENT ? &f->urgent : &f->queue;
+    return &f->queues[r->priority];
+}
+
+/* Drops the starts older than 60 s. */
+static void start_log_expire(struct start_log *l, double now)
+{
+    while (l->count > 0 && l->t[l->head] <= now - 60.0) {
+        l->head = (l->head + 1) % l->cap;
+        l->count--;
+    }
+}
+
+static void start_log_add(struct start_log *l, double now)
+{
+    start_log_expire(l, now);
+    if (l->count == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        double *t = xmalloc(cap * sizeof *t);
+        for (size_t i = 0; i < l->count; i++)
+            t[i] = l->t[(l->head + i) % l->cap];
+        free(l->t);
+        l->t = t;
+        l->cap = cap;
+        l->head = 0;
+    }
+    l->t[(l->head + l->count) % l->cap] = now;
+    l->count++;
+}
+
+/* Seconds until fewer than limit starts lie in the last 60 s (0 if they do now). */
+static double start_log_wait(struct start_log *l, long long limit, double now)
+{
+    start_log_expire(l, now);
+    if (limit <= 0 || l->count < (size_t)limit)
+        return 0;
+    /* The start that must leave the window before one more may begin. */
+    double oldest = l->t[(l->head + l->count - (size_t)limit) % l->cap];
+    return oldest + 60.0 - now;
 }
 
 /* Queues r at the back of its queue, or at the front (retries and redirects, whose client
@@ -106,6 +170,7 @@ static void enqueue(struct fetcher *f, struct fetch_request *r, int front)
     else
         TAILQ_INSERT_TAIL(queue_of(f, r), r, queue_link);
     f->queued++;
+    f->queued_of[r->priority]++;
 }
 
 /* Takes r out of its queue. */
@@ -113,6 +178,7 @@ static void dequeue(struct fetcher *f, struct fetch_request *r)
 {
     TAILQ_REMOVE(queue_of(f, r), r, queue_link);
     f->queued--;
+    f->queued_of[r->priority]--;
 }
 
 /* A random number in [0, 1) for jitter; quality does not matter here. */
@@ -134,23 +200,6 @@ static void arm_timer(struct event *ev, double seconds)
 static void schedule_pump(struct fetcher *f)
 {
     arm_timer(f->pump_timer, 0);
-}
-
-/* The host part of url, lower-cased (new string), or NULL if url does not parse. */
-static char *url_host(const char *url)
-{
-    CURLU *u = curl_url();
-    char *host = NULL, *result = NULL;
-    if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
-        result = xstrdup(host);
-        for (char *p = result; *p; p++)
-            if (*p >= 'A' && *p <= 'Z')
-                *p = (char)(*p - 'A' + 'a');
-    }
-    curl_free(host);
-    curl_url_cleanup(u);
-    return result;
 }
 
 /* curl's socket callback: (re)arms a persistent loop event for what curl wants. */
@@ -240,7 +289,17 @@ static size_t header_callback(char *line, size_t size, size_t n, void *arg)
     struct fetch_request *r = arg;
     size_t bytes = size * n;
     static const char name[] = "retry-after:";
-    if (bytes > sizeof name - 1 && strncasecmp(line, name, sizeof name - 1) == 0) {
+    static const char location[] = "location:";
+    if (bytes > sizeof location - 1 && strncasecmp(line, location, sizeof location - 1) == 0) {
+        size_t i = sizeof location - 1, end = bytes;
+        while (i < end && (line[i] == ' ' || line[i] == '\t'))
+            i++;
+        while (end > i && (line[end - 1] == '\r' || line[end - 1] == '\n' || line[end - 1] == ' ' ||
+                           line[end - 1] == '\t'))
+            end--;
+        free(r->location);
+        r->location = end - i <= MAX_LOCATION ? xstrndup(line + i, end - i) : NULL;
+    } else if (bytes > sizeof name - 1 && strncasecmp(line, name, sizeof name - 1) == 0) {
         char value[64];
         size_t i = sizeof name - 1, j = 0;
         while (i < bytes && (line[i] == ' ' || line[i] == '\t'))
@@ -262,8 +321,35 @@ static size_t header_callback(char *line, size_t size, size_t n, void *arg)
     return bytes;
 }
 
-/* Starts one transfer of r->url. Returns 0, or -1 if curl would not take it. */
-static int start_transfer(struct fetcher *f, struct fetch_request *r)
+/* Reads url with curl's parser and checks its origin against the allow-list before any
+ * connection is made: the parsed handle to fetch exactly that with (new), or NULL with the
+ * reason in why. */
+static CURLU *allowed_url(struct fetcher *f, const char *url, char *why, size_t len)
+{
+    struct origin o;
+    char reason[128];
+    CURLU *u = origin_parse(url, &o, reason, sizeof reason);
+    if (u == NULL) {
+        snprintf(why, len, "refused to fetch it: %s", reason);
+        return NULL;
+    }
+    if (!origin_list_allows(&f->origins, &o)) {
+        char where[200], shown[200], spelled[100];
+        /* The URL may come from a page or a Location header: escape it for the log. */
+        origin_format(&o, where, sizeof where);
+        snprintf(why, len, "refused to fetch it: %s (host written '%s') is not the upstream's origin",
+                 log_escape(where, strlen(where), shown, sizeof shown),
+                 log_escape(o.spelling, strlen(o.spelling), spelled, sizeof spelled));
+        curl_url_cleanup(u);
+        u = NULL;
+    }
+    origin_clear(&o);
+    return u;
+}
+
+/* Starts one transfer of r->url, which u is the checked reading of (stolen). Returns 0, or
+ * -1 if curl would not take it. */
+static int start_transfer(struct fetcher *f, struct fetch_request *r, CURLU *u)
 {
     CURL *e = curl_easy_init();
     if (e == NULL) {
@@ -271,13 +357,17 @@ static int start_transfer(struct fetcher *f, struct fetch_request *r)
         abort();
     }
     r->easy = e;
+    r->curlu = u;
+    free(r->location);
+    r->location = NULL;
     r->state = STATE_RUNNING;
     r->len = 0;
     r->too_large = 0;
     r->retry_after = -1;
     r->error[0] = '\0';
     r->attempt_started = clock_monotonic();
-    curl_easy_setopt(e, CURLOPT_URL, r->url);
+    /* The handle that was checked, not the text again: curl fetches what was allowed. */
+    curl_easy_setopt(e, CURLOPT_CURLU, u);
     curl_easy_setopt(e, CURLOPT_PRIVATE, r);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_callback);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
@@ -286,6 +376,7 @@ static int start_transfer(struct fetcher *f, struct fetch_request *r)
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->error);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);  /* redirects are checked by hand */
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)f->timeout);
     curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)f->timeout);
@@ -296,7 +387,9 @@ static int start_transfer(struct fetcher *f, struct fetch_request *r)
     curl_easy_setopt(e, CURLOPT_COOKIEFILE, "");       /* enables the cookie engine */
     if (curl_multi_add_handle(f->multi, e) != CURLM_OK) {
         curl_easy_cleanup(e);
+        curl_url_cleanup(u);
         r->easy = NULL;
+        r->curlu = NULL;
         return -1;
     }
     f->in_flight++;
@@ -304,29 +397,59 @@ static int start_transfer(struct fetcher *f, struct fetch_request *r)
 }
 
 /* Records a start for the spacing and per-minute rules. */
-static void note_start(struct fetcher *f, double now)
+static void note_start(struct fetcher *f, struct fetch_request *r, double now)
 {
-    if (f->min_interval_ms > 0)
-        f->next_start = now + (double)f->min_interval_ms / 1000.0 * (1.0 + 0.5 * jitter());
-    if (f->max_per_minute > 0 && f->starts_cap > 0) {
-        size_t slot = (f->starts_head + f->starts_count) % f->starts_cap;
-        if (f->starts_count == f->starts_cap) {
-            f->starts[f->starts_head] = now;
-            f->starts_head = (f->starts_head + 1) % f->starts_cap;
-        } else {
-            f->starts[slot] = now;
-            f->starts_count++;
-        }
-    }
+    f->last_start = now;
+    f->last_jitter = jitter();
+    start_log_add(&f->starts, now);
+    if (r->priority == FETCH_PREFETCH)
+        start_log_add(&f->prefetch_starts, now);
+    if (r->queued < 0)
+        r->queued = now - r->created;
 }
 
-/* Seconds until the per-minute window admits another start (0 if it does now). */
-static double window_wait(const struct fetcher *f, double now)
+/* Prefetch may use half of the per-minute budget: the rest stays for what people ask. */
+static long long prefetch_limit(long long per_minute)
 {
-    if (f->max_per_minute <= 0 || f->starts_count < f->starts_cap)
+    if (per_minute <= 0)
         return 0;
-    double oldest = f->starts[f->starts_head];
-    return oldest + 60.0 - now;
+    return per_minute >= 2 ? per_minute / 2 : 1;
+}
+
+/* The per-minute cap of a local budget that is 1/share of the whole (at least 1 start
+ * when the cap is on). */
+static long long per_minute_share(const struct fetcher *f, long long share)
+{
+    if (f->max_per_minute <= 0)
+        return 0;
+    long long n = f->max_per_minute / share;
+    return n >= 1 ? n : 1;
+}
+
+/* Seconds r must wait under the local budget: the spacing after this replica's last start
+ * and the per-minute windows. share is 1 alone, expected_replicas while the fleet's budget
+ * is out of reach: the spacing stretched and the cap divided so that the replicas together
+ * stay within one daemon's budget. */
+static double local_wait(struct fetcher *f, const struct fetch_request *r, long long share,
+                         double now)
+{
+    double wait = 0;
+    if (f->min_interval_ms > 0 && f->last_start > 0) {
+        double next = f->last_start + (double)(f->min_interval_ms * share) / 1000.0 *
+                                          (1.0 + 0.5 * f->last_jitter);
+        if (now < next)
+            wait = next - now;
+    }
+    long long per_minute = per_minute_share(f, share);
+    double window = start_log_wait(&f->starts, per_minute, now);
+    if (window > wait)
+        wait = window;
+    if (r->priority == FETCH_PREFETCH) {
+        window = start_log_wait(&f->prefetch_starts, prefetch_limit(per_minute), now);
+        if (window > wait)
+            wait = window;
+    }
+    return wait;
 }
 
 /* Delivers the final result of r and frees it. */
@@ -344,6 +467,7 @@ static void complete(struct fetch_request *r, enum fetch_outcome outcome, long s
         .retry_after = r->retry_after,
         .error = why,
         .epoch = r->epoch,
+        .queued = r->queued,
     };
     if (outcome == FETCH_BLOCKED) {
         long left = fetch_breaker_remaining(f);
@@ -356,10 +480,41 @@ static void complete(struct fetch_request *r, enum fetch_outcome outcome, long s
     char *url = r->url;
     if (r->wait_timer)
         event_free(r->wait_timer);
+    free(r->location);
     free(r);
     cb(&resp, arg);
     free(body);
     free(url);
+}
+
+/* Opens the local breaker for seconds from now, unless it is open longer already: for a
+ * pause the fleet decided (its breaker open, or doubled past ours). Returns 0 when the
+ * local breaker is off (block_backoff 0) and stays closed. */
+static int open_breaker_for(struct fetcher *f, double seconds, const char *why)
+{
+    double now = clock_monotonic();
+    if (f->block_backoff <= 0)
+        return 0;
+    if (now + seconds <= f->breaker_until)
+        return 1;
+    if (now >= f->breaker_until) {
+        /* Like a trip of our own: pages of requests sent before say nothing of the block. */
+        f->epoch++;
+        f->blocked_since_success = 1;
+        log_warn("upstream %s: %s: no requests for %.0f s", f->host, why, ceil(seconds));
+    }
+    f->breaker_until = now + seconds;
+    schedule_pump(f);
+    return 1;
+}
+
+/* The fleet's breaker after our trip: its pause (doubled fleet-wide) is ours too. */
+static void on_fleet_trip(enum fleet_status status, long long remaining_ms, int opened, void *arg)
+{
+    (void)opened;
+    struct fetcher *f = arg;
+    if (status == FLEET_OK && remaining_ms > 0)
+        open_breaker_for(f, (double)remaining_ms / 1000.0, "the fleet's breaker is open");
 }
 
 /* Opens the breaker: every request to the host waits block_backoff, doubled while blocks
@@ -371,6 +526,10 @@ static void trip_breaker(struct fetcher *f, const char *why, long retry_after)
     double now = clock_monotonic();
     if (now < f->breaker_until)
         return;  /* already open: the answers of requests sent before it opened */
+    /* The other replicas stop too; the shared pause may come back longer than ours. */
+    if (f->fleet != NULL && redis_up(f->redis))
+        fleet_breaker_trip(f->fleet, f->block_backoff, f->block_backoff_max,
+                           retry_after > 0 ? retry_after : 0, on_fleet_trip, f);
     double backoff = (double)f->block_backoff;
     if (f->blocked_since_success && f->breaker_backoff > 0)
         backoff = f->breaker_backoff * 2;
@@ -382,6 +541,7 @@ static void trip_breaker(struct fetcher *f, const char *why, long retry_after)
     f->breaker_until = now + wait;
     f->blocked_since_success = 1;
     f->epoch++;
+    metrics_breaker_trip(f->metrics);
     log_warn("upstream %s refused us (%s): no requests for %.0f s", f->host, why, wait);
     schedule_pump(f);
 }
@@ -396,26 +556,110 @@ static void wait_over(evutil_socket_t fd, short what, void *arg)
     pump(-1, 0, r->fetcher);
 }
 
-/* Retries r if it has attempts left; returns 1 if it will be retried. */
-static int maybe_retry(struct fetch_request *r)
+/* Retries r if it has attempts left; returns the wait before the retry, or -1 if none. */
+static double maybe_retry(struct fetch_request *r)
 {
     struct fetcher *f = r->fetcher;
     if (r->attempts > f->retries)
-        return 0;
+        return -1;
     double wait = 0.5 * (double)(1 << (r->attempts - 1)) * (1.0 + jitter());
     if (r->retry_after >= 0) {
         if ((double)r->retry_after > MAX_RETRY_WAIT)
-            return 0;
+            return -1;
         if ((double)r->retry_after > wait)
             wait = (double)r->retry_after;
     }
     r->attempts++;
-    log_debug("retrying %s in %.2f s (attempt %d)", r->url, wait, r->attempts);
     r->state = STATE_WAITING;
     if (r->wait_timer == NULL)
         r->wait_timer = evtimer_new(f->base, wait_over, r);
     arm_timer(r->wait_timer, wait);
-    return 1;
+    return wait;
+}
+
+/* Logs a failed attempt at warn and delivers it: every upstream failure reaches the log. */
+static void give_up(struct fetch_request *r, enum fetch_outcome outcome, long status, const char *why)
+{
+    char url[256];
+    /* After an in-origin redirect the URL comes from the upstream's Location header. */
+    log_escape(r->url, strlen(r->url), url, sizeof url);
+    if (r->attempts > 1)
+        log_warn("upstream GET %s failed (%s); giving up after %d attempts", url, why, r->attempts);
+    else
+        log_warn("upstream GET %s failed (%s)", url, why);
+    complete(r, outcome, status, why);
+}
+
+/* A failed attempt: retried while attempts are left, else given up; logged at warn either way. */
+static void fail_or_retry(struct fetch_request *r, enum fetch_outcome outcome, long status, const char *why)
+{
+    double wait = maybe_retry(r);
+    if (wait < 0) {
+        give_up(r, outcome, status, why);
+        return;
+    }
+    char url[256];
+    log_escape(r->url, strlen(r->url), url, sizeof url);
+    log_warn("upstream GET %s failed (%s); retry %d of %lld in %.1f s", url, why, r->attempts - 1,
+             r->fetcher->retries, wait);
+}
+
+/* Whether a redirect to o is Douban refusing us: its captcha host or its login host. */
+static int is_block_redirect(const struct origin *o)
+{
+    static const char *const hosts[] = {"sec.douban.com", "accounts.douban.com"};
+    for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++)
+        if (strcmp(o->host, hosts[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* A 3xx: followed (queued again at once) when its Location stays on an allowed origin; a
+ * block when it leads to Douban's captcha or login host; any other target, or a Location
+ * that does not parse, fails the fetch without retries, and nothing is sent there. */
+static void follow_redirect(struct fetch_request *r, long status, double seconds)
+{
+    struct fetcher *f = r->fetcher;
+    struct origin o;
+    char reason[128], why[CURL_ERROR_SIZE];
+    char *target = r->location ? origin_resolve(r->url, r->location, &o, reason, sizeof reason) : NULL;
+    if (target == NULL) {
+        metrics_upstream(f->metrics, "error", seconds);
+        if (r->location)
+            snprintf(why, sizeof why, "redirect with an unusable Location: %s", reason);
+        else
+            snprintf(why, sizeof why, "redirect without a Location");
+        give_up(r, FETCH_ERROR, status, why);
+        return;
+    }
+    char where[200], shown[100];
+    /* The target comes from the upstream's Location header: escape it for the log. */
+    origin_format(&o, where, sizeof where);
+    log_escape(where, strlen(where), shown, sizeof shown);
+    if (origin_list_allows(&f->origins, &o) && r->redirects < MAX_REDIRECTS) {
+        metrics_upstream(f->metrics, "ok", seconds);
+        r->redirects++;
+        free(r->url);
+        r->url = target;
+        target = NULL;
+        enqueue(f, r, 1);
+    } else if (origin_list_allows(&f->origins, &o)) {
+        metrics_upstream(f->metrics, "error", seconds);
+        give_up(r, FETCH_ERROR, status, "too many redirects");
+    } else if (is_block_redirect(&o)) {
+        metrics_upstream(f->metrics, "blocked", seconds);
+        snprintf(why, sizeof why, "redirected to %s", shown);
+        trip_breaker(f, why, r->retry_after);
+        give_up(r, FETCH_BLOCKED, status, why);
+    } else {
+        char spelled[64];
+        metrics_upstream(f->metrics, "error", seconds);
+        snprintf(why, sizeof why, "redirected off the upstream's origin to %s (host written '%s'): not followed",
+                 shown, log_escape(o.spelling, strlen(o.spelling), spelled, sizeof spelled));
+        give_up(r, FETCH_ERROR, status, why);
+    }
+    free(target);
+    origin_clear(&o);
 }
 
 /* Decides what a finished transfer means: done, retry, redirect, block or failure. */
@@ -424,17 +668,12 @@ static void transfer_finished(struct fetch_request *r, CURLcode code)
     struct fetcher *f = r->fetcher;
     long status = 0;
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
-    char *location = NULL;
-    if (status >= 300 && status < 400) {
-        char *loc = NULL;
-        curl_easy_getinfo(r->easy, CURLINFO_REDIRECT_URL, &loc);
-        if (loc)
-            location = xstrdup(loc);
-    }
     double seconds = clock_monotonic() - r->attempt_started;
     curl_multi_remove_handle(f->multi, r->easy);
     curl_easy_cleanup(r->easy);
+    curl_url_cleanup(r->curlu);
     r->easy = NULL;
+    r->curlu = NULL;
     f->in_flight--;
     schedule_pump(f);
 
@@ -442,55 +681,36 @@ static void transfer_finished(struct fetch_request *r, CURLcode code)
         metrics_upstream(f->metrics, "error", seconds);
         char why[96];
         snprintf(why, sizeof why, "body larger than %lld bytes", f->max_body);
-        complete(r, FETCH_TOO_LARGE, status, why);
+        give_up(r, FETCH_TOO_LARGE, status, why);
     } else if (code == CURLE_OPERATION_TIMEDOUT) {
         metrics_upstream(f->metrics, "timeout", seconds);
-        if (!maybe_retry(r))
-            complete(r, FETCH_TIMEOUT, status, r->error[0] ? r->error : curl_easy_strerror(code));
+        fail_or_retry(r, FETCH_TIMEOUT, status, r->error[0] ? r->error : curl_easy_strerror(code));
     } else if (code != CURLE_OK) {
         metrics_upstream(f->metrics, "error", seconds);
-        if (!maybe_retry(r))
-            complete(r, FETCH_ERROR, status, r->error[0] ? r->error : curl_easy_strerror(code));
+        fail_or_retry(r, FETCH_ERROR, status, r->error[0] ? r->error : curl_easy_strerror(code));
     } else if (status >= 300 && status < 400) {
-        char *host = location ? url_host(location) : NULL;
-        if (host != NULL && strcmp(host, f->host) == 0 && r->redirects < MAX_REDIRECTS) {
-            metrics_upstream(f->metrics, "ok", seconds);
-            r->redirects++;
-            free(r->url);
-            r->url = location;
-            location = NULL;
-            enqueue(f, r, 1);
-        } else if (host != NULL && strcmp(host, f->host) != 0) {
-            metrics_upstream(f->metrics, "blocked", seconds);
-            char why[160], shown[100];
-            /* The host comes from the upstream's Location header: escape it for the log. */
-            snprintf(why, sizeof why, "redirected to another host (%s)",
-                     log_escape(host, strlen(host), shown, sizeof shown));
-            trip_breaker(f, why, r->retry_after);
-            complete(r, FETCH_BLOCKED, status, why);
-        } else {
-            metrics_upstream(f->metrics, "error", seconds);
-            complete(r, FETCH_ERROR, status, host ? "too many redirects" : "redirect without a usable Location");
-        }
-        free(host);
+        follow_redirect(r, status, seconds);
     } else if (status == 403 || status == 418 || status == 429) {
         metrics_upstream(f->metrics, "blocked", seconds);
         char why[64];
         snprintf(why, sizeof why, "HTTP %ld", status);
         trip_breaker(f, why, r->retry_after);
-        complete(r, FETCH_BLOCKED, status, why);
+        give_up(r, FETCH_BLOCKED, status, why);
     } else if (status >= 500) {
         metrics_upstream(f->metrics, "error", seconds);
-        if (!maybe_retry(r)) {
-            char why[64];
-            snprintf(why, sizeof why, "HTTP %ld", status);
-            complete(r, FETCH_DONE, status, why);
-        }
+        char why[64];
+        snprintf(why, sizeof why, "HTTP %ld", status);
+        fail_or_retry(r, FETCH_DONE, status, why);
+    } else if (status < 200 || (status >= 300 && status != 404)) {
+        /* An answer, but not one a page can be read from (401, 410...). */
+        metrics_upstream(f->metrics, "error", seconds);
+        char why[64];
+        snprintf(why, sizeof why, "HTTP %ld", status);
+        give_up(r, FETCH_DONE, status, why);
     } else {
-        metrics_upstream(f->metrics, status == 404 ? "not_found" : status < 300 ? "ok" : "error", seconds);
+        metrics_upstream(f->metrics, status == 404 ? "not_found" : "ok", seconds);
         complete(r, FETCH_DONE, status, NULL);
     }
-    free(location);
 }
 
 /* Collects finished transfers first, then handles them: handling may add or remove
@@ -535,38 +755,106 @@ static void check_done(struct fetcher *f)
     free(done);
 }
 
-/* Starts queued requests while the limits allow; fails them all while the breaker is open. */
+static void pump_run(struct fetcher *f, int granted);
+
+/* The fleet's answer to a budget ask. */
+static void on_budget(enum fleet_budget verdict, long long ms, void *arg)
+{
+    struct fetcher *f = arg;
+    f->asking = 0;
+    if (f->fleet == NULL)
+        return;
+    switch (verdict) {
+    case FLEET_BUDGET_GRANTED:
+        pump_run(f, 1);
+        break;
+    case FLEET_BUDGET_WAIT:
+        arm_timer(f->pump_timer, (double)ms / 1000.0);
+        break;
+    case FLEET_BUDGET_BLOCKED:
+        /* With our breaker off, queued requests wait for the fleet's to close instead. */
+        if (!open_breaker_for(f, (double)ms / 1000.0, "another replica was refused"))
+            arm_timer(f->pump_timer, (double)ms / 1000.0);
+        break;
+    case FLEET_BUDGET_ERROR:
+    case FLEET_BUDGET_COUNT:
+        f->ask_failed = 1;
+        schedule_pump(f);
+        break;
+    }
+}
+
+/* Asks the fleet for the start of r (the head of the queue). */
+static void ask_budget(struct fetcher *f, const struct fetch_request *r)
+{
+    long long spacing = 0;
+    if (f->min_interval_ms > 0)
+        spacing = (long long)((double)f->min_interval_ms * (1.0 + 0.5 * jitter()));
+    f->asking = 1;
+    fleet_budget_ask(f->fleet, spacing, f->max_per_minute,
+                     r->priority == FETCH_PREFETCH ? prefetch_limit(f->max_per_minute) : 0,
+                     on_budget, f);
+}
+
 static void pump(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct fetcher *f = arg;
+    pump_run(arg, 0);
+}
+
+/* Starts queued requests while the limits allow; fails them all while the breaker is open.
+ * With a fleet and Redis up, each start needs a grant of the shared budget (granted: one is
+ * in hand; it is spent if nothing can start now); without one, the local budget. */
+static void pump_run(struct fetcher *f, int granted)
+{
     struct fetch_request *r;
-    while ((r = TAILQ_FIRST(&f->urgent)) != NULL || (r = TAILQ_FIRST(&f->queue)) != NULL) {
+    for (;;) {
+        r = NULL;
+        for (int p = FETCH_PRIORITY_COUNT - 1; p >= 0 && r == NULL; p--)
+            r = TAILQ_FIRST(&f->queues[p]);
+        if (r == NULL)
+            return;
         double now = clock_monotonic();
         if (now < f->breaker_until) {
             dequeue(f, r);
             complete(r, FETCH_BLOCKED, 0, "the upstream refused us recently; waiting before asking again");
             continue;
         }
+        if (f->held)
+            return;
         if (f->max_host_connections > 0 && f->in_flight >= (size_t)f->max_host_connections)
             return;
         if (f->in_flight >= (size_t)f->max_total)
             return;
-        double wait = 0;
-        if (f->min_interval_ms > 0 && now < f->next_start)
-            wait = f->next_start - now;
-        double window = window_wait(f, now);
-        if (window > wait)
-            wait = window;
-        if (wait > 0) {
-            arm_timer(f->pump_timer, wait);
+        int shared = f->fleet != NULL && redis_up(f->redis) && !f->ask_failed;
+        if (shared && !granted) {
+            if (!f->asking)
+                ask_budget(f, r);
             return;
         }
+        if (!shared) {
+            double wait = local_wait(f, r, f->fleet != NULL ? f->expected_replicas : 1, now);
+            if (wait > 0) {
+                arm_timer(f->pump_timer, wait);
+                return;
+            }
+        }
         dequeue(f, r);
-        note_start(f, now);
-        if (start_transfer(f, r) != 0)
-            complete(r, FETCH_ERROR, 0, "libcurl refused the transfer");
+        char why[CURL_ERROR_SIZE];
+        CURLU *u = allowed_url(f, r->url, why, sizeof why);
+        if (u == NULL) {
+            give_up(r, FETCH_ERROR, 0, why);  /* no start: it costs the upstream nothing */
+            continue;
+        }
+        if (f->fleet != NULL && !shared) {
+            metrics_fleet_fallback(f->metrics);
+            f->ask_failed = 0;  /* the next start asks the fleet again */
+        }
+        granted = 0;
+        note_start(f, r, now);  /* kept either way: the metrics and the fallback read it */
+        if (start_transfer(f, r, u) != 0)
+            give_up(r, FETCH_ERROR, 0, "libcurl refused the transfer");
     }
 }
 
@@ -587,21 +875,13 @@ static void apply_config(struct fetcher *f, const struct config *c)
     if (f->block_backoff <= 0)
         f->breaker_until = 0;
 
-    size_t cap = (size_t)(f->max_per_minute > 0 ? f->max_per_minute : 0);
-    double *starts = cap ? xcalloc(cap, sizeof *starts) : NULL;
-    size_t keep = f->starts_count < cap ? f->starts_count : cap;
-    for (size_t i = 0; i < keep; i++)
-        starts[i] = f->starts[(f->starts_head + f->starts_count - keep + i) % f->starts_cap];
-    free(f->starts);
-    f->starts = starts;
-    f->starts_cap = cap;
-    f->starts_head = 0;
-    f->starts_count = keep;
-
+    /* Every URL fetched, redirect targets included, must be on one of these origins. */
+    char why[128];
+    origin_list_clear(&f->origins);
+    if (origin_list_add(&f->origins, c->upstream, why, sizeof why) != 0)
+        log_error("upstream %s: %s; nothing will be fetched", c->upstream, why);
     free(f->host);
-    f->host = url_host(c->upstream);
-    if (f->host == NULL)
-        f->host = xstrdup("");
+    f->host = xstrdup(f->origins.count > 0 ? f->origins.items[0].host : "");
     curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
                       (long)(f->max_host_connections > 0 ? f->max_host_connections : 0));
     curl_multi_setopt(f->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)f->max_total);
@@ -613,8 +893,8 @@ struct fetcher *fetcher_new(struct event_base *base, const struct config *config
     struct fetcher *f = xcalloc(1, sizeof *f);
     f->base = base;
     f->metrics = metrics;
-    TAILQ_INIT(&f->urgent);
-    TAILQ_INIT(&f->queue);
+    for (int p = 0; p < FETCH_PRIORITY_COUNT; p++)
+        TAILQ_INIT(&f->queues[p]);
     TAILQ_INIT(&f->all);
     f->multi = curl_multi_init();
     f->share = curl_share_init();
@@ -654,6 +934,7 @@ static void discard(struct fetch_request *r)
     case STATE_RUNNING:
         curl_multi_remove_handle(f->multi, r->easy);
         curl_easy_cleanup(r->easy);
+        curl_url_cleanup(r->curlu);
         f->in_flight--;
         schedule_pump(f);
         break;
@@ -665,6 +946,7 @@ static void discard(struct fetch_request *r)
         event_free(r->wait_timer);
     free(r->body);
     free(r->url);
+    free(r->location);
     free(r);
 }
 
@@ -681,8 +963,10 @@ void fetcher_free(struct fetcher *f)
     event_free(f->curl_timer);
     event_free(f->pump_timer);
     curl_slist_free_all(f->headers);
-    free(f->starts);
+    free(f->starts.t);
+    free(f->prefetch_starts.t);
     free(f->host);
+    origin_list_clear(&f->origins);
     free(f->user_agent);
     free(f);
 }
@@ -699,6 +983,8 @@ struct fetch_request *fetch_start(struct fetcher *f, const char *url, enum fetch
     r->attempts = 1;
     r->priority = priority;
     r->epoch = f->epoch;
+    r->created = clock_monotonic();
+    r->queued = -1;
     TAILQ_INSERT_TAIL(&f->all, r, all_link);
     enqueue(f, r, 0);
     schedule_pump(f);
@@ -716,6 +1002,30 @@ int fetch_unsent(const struct fetch_request *r)
     return r->state == STATE_QUEUED && r->attempts == 1 && r->redirects == 0;
 }
 
+void fetch_hold(struct fetcher *f, int hold)
+{
+    if (f->held == hold)
+        return;
+    f->held = hold;
+    if (!hold)
+        schedule_pump(f);
+}
+
+void fetch_set_priority(struct fetch_request *r, enum fetch_priority priority)
+{
+    if (r->priority == priority)
+        return;
+    if (r->state != STATE_QUEUED) {
+        r->priority = priority;
+        return;
+    }
+    dequeue(r->fetcher, r);
+    r->priority = priority;
+    enqueue(r->fetcher, r, 0);
+    schedule_pump(r->fetcher);
+}
+
+
 void fetch_report_block(struct fetcher *f, const char *why)
 {
     metrics_upstream_reclassify(f->metrics, "ok", "blocked");
@@ -724,8 +1034,25 @@ void fetch_report_block(struct fetcher *f, const char *why)
 
 void fetch_report_ok(struct fetcher *f, unsigned long epoch)
 {
-    if (epoch == f->epoch)
-        f->blocked_since_success = 0;
+    if (epoch != f->epoch)
+        return;
+    f->blocked_since_success = 0;
+    /* Once per epoch: the fleet's doubling starts over, and one message says so. */
+    if (f->fleet != NULL && redis_up(f->redis) && f->fleet_ok_epoch != f->epoch + 1) {
+        f->fleet_ok_epoch = f->epoch + 1;
+        fleet_breaker_ok(f->fleet, NULL, NULL);
+    }
+}
+
+void fetch_set_fleet(struct fetcher *f, struct fleet *fleet, struct redis *redis,
+                     long long expected_replicas)
+{
+    f->fleet = fleet;
+    f->redis = fleet != NULL ? redis : NULL;
+    f->expected_replicas = expected_replicas >= 1 ? expected_replicas : 1;
+    f->asking = 0;
+    f->ask_failed = 0;
+    schedule_pump(f);
 }
 
 long fetch_breaker_remaining(const struct fetcher *f)
@@ -740,9 +1067,25 @@ size_t fetch_queue_length(const struct fetcher *f)
     return f->queued;
 }
 
+size_t fetch_queue_length_of(const struct fetcher *f, enum fetch_priority priority)
+{
+    return f->queued_of[priority];
+}
+
+size_t fetch_starts_last_minute(struct fetcher *f)
+{
+    start_log_expire(&f->starts, clock_monotonic());
+    return f->starts.count;
+}
+
 size_t fetch_in_flight(const struct fetcher *f)
 {
     return f->in_flight;
+}
+
+struct event_base *fetch_event_base(const struct fetcher *f)
+{
+    return f->base;
 }
 
 const char *fetch_upstream_host(const struct fetcher *f)

@@ -1,13 +1,18 @@
 #include "log.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "util.h"
 
 /* One line, newline included, is written with a single write(). 4096 is PIPE_BUF on Linux,
  * so a line sent to a pipe never interleaves with another process's output. */
@@ -26,6 +31,8 @@ static int log_journal;
 static int log_stalled;
 /* Lines lost while stderr was stalled, reported with the next line that gets through. */
 static unsigned long log_dropped;
+/* The parse workers log too: one line at a time, and the two counters above, under it. */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 static const char *const level_labels[] = { "ERROR", "WARN", "INFO", "DEBUG" };
@@ -42,11 +49,29 @@ static int level_index(enum log_level level)
     return (int)level;
 }
 
+/* Compares JOURNAL_STREAM's device and inode numbers with st's (systemd.exec(5)). */
+int log_journal_stream_matches(const char *value, const struct stat *st)
+{
+    char dev[32], ino[32];
+    const char *colon = value ? strchr(value, ':') : NULL;
+    if (colon == NULL || (size_t)(colon - value) >= sizeof dev || strlen(colon + 1) >= sizeof ino)
+        return 0;
+    memcpy(dev, value, (size_t)(colon - value));
+    dev[colon - value] = '\0';
+    strcpy(ino, colon + 1);
+    long long d, i;
+    if (parse_integer(dev, 0, LLONG_MAX, &d) != 0 || parse_integer(ino, 0, LLONG_MAX, &i) != 0)
+        return 0;
+    return (unsigned long long)d == (unsigned long long)st->st_dev &&
+           (unsigned long long)i == (unsigned long long)st->st_ino;
+}
+
 /* Chooses the line format from JOURNAL_STREAM and sets the level. */
 void log_init(enum log_level level)
 {
-    const char *js = getenv("JOURNAL_STREAM");
-    log_journal = js != NULL && js[0] != '\0';
+    struct stat st;
+    log_journal = fstat(STDERR_FILENO, &st) == 0 &&
+                  log_journal_stream_matches(getenv("JOURNAL_STREAM"), &st);
     log_stalled = 0;
     log_dropped = 0;
     log_set_level(level);
@@ -56,7 +81,7 @@ void log_init(enum log_level level)
 void log_set_level(enum log_level level)
 {
     int index = level_index(level);
-    log_current_level = (enum log_level)index;
+    __atomic_store_n(&log_current_level, (enum log_level)index, __ATOMIC_RELAXED);
 }
 
 /* Maps a level name to its level; -1 if unknown. */
@@ -126,6 +151,22 @@ static size_t format_prefix(char *line, size_t size, int level)
     return n < 0 ? 0 : (size_t)n;
 }
 
+/* Whether the n-byte UTF-8 sequence at p is a bidirectional or line-breaking format
+ * control: U+061C, U+200E..U+200F, U+2028..U+202E, U+2066..U+2069. They are invisible
+ * and reorder or break what a reader sees ("Trojan Source"), so a logged path or title
+ * could show other text than it holds. */
+static int is_format_control(const unsigned char *p, size_t n)
+{
+    if (n == 2)
+        return p[0] == 0xD8 && p[1] == 0x9C;
+    if (n != 3 || p[0] != 0xE2)
+        return 0;
+    unsigned cp = 0x2000u | ((unsigned)(p[1] & 0x3F) << 6) | (unsigned)(p[2] & 0x3F);
+    return (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80 &&
+           (cp == 0x200E || cp == 0x200F || (cp >= 0x2028 && cp <= 0x202E) ||
+            (cp >= 0x2066 && cp <= 0x2069));
+}
+
 /* Formats one line into line (LOG_LINE_MAX bytes) and returns its length, newline included. */
 static size_t __attribute__((format(printf, 3, 0)))
 format_line(char *line, int level, const char *fmt, va_list ap)
@@ -157,12 +198,18 @@ format_line(char *line, int level, const char *fmt, va_list ap)
         memcpy(line + len, LOG_TRUNCATED_MARK, mark);
         len += mark;
     }
-    /* A newline inside a message would start a journal entry without a priority, and other
-     * control bytes can drive a terminal; callers escape scraped text, this is the backstop. */
+    /* A newline inside a message would start a journal entry without a priority, other
+     * control bytes can drive a terminal, and format controls reorder what a reader sees;
+     * callers escape scraped text, this is the backstop. */
     for (size_t i = start; i < len; i++) {
-        unsigned char ch = (unsigned char)line[i];
-        if ((ch < 0x20 && ch != '\t') || ch == 0x7F)
-            line[i] = '?';
+        unsigned char *ch = (unsigned char *)line + i;
+        size_t seq = *ch == 0xD8 ? 2 : *ch == 0xE2 ? 3 : 0;
+        if ((*ch < 0x20 && *ch != '\t') || *ch == 0x7F) {
+            *ch = '?';
+        } else if (seq > 0 && len - i >= seq && is_format_control(ch, seq)) {
+            memset(ch, '?', seq);
+            i += seq - 1;
+        }
     }
     line[len++] = '\n';
     return len;
@@ -193,6 +240,7 @@ void log_write(enum log_level level, const char *fmt, ...)
     int saved_errno = errno;
     va_list ap;
 
+    pthread_mutex_lock(&log_lock);
     /* Lost lines are owned up to before the next one, so the gap shows where it was. */
     if (log_dropped > 0 &&
         write_note(LOG_WARN, "stderr was blocked: %lu log lines dropped", log_dropped) == 0)
@@ -201,43 +249,15 @@ void log_write(enum log_level level, const char *fmt, ...)
     if (write_line(level_index(level), fmt, ap) != 0)
         log_dropped++;
     va_end(ap);
+    pthread_mutex_unlock(&log_lock);
     errno = saved_errno;
 }
 
-/* Length of the valid UTF-8 sequence at p (at most avail bytes), or 0 if it is invalid,
- * cut short, or a C1 control character (U+0080..U+009F), which terminals may obey. */
-static size_t utf8_sequence(const unsigned char *p, size_t avail)
+/* Whether the n-byte UTF-8 sequence at p is a C1 control character (U+0080..U+009F), which
+ * terminals may obey. */
+static int is_c1_control(const unsigned char *p, size_t n)
 {
-    unsigned char b = p[0];
-    size_t n;
-    unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-
-    if (b >= 0xC2 && b <= 0xDF) {
-        n = 2;
-        if (b == 0xC2)
-            lo = 0xA0;
-    } else if (b >= 0xE0 && b <= 0xEF) {
-        n = 3;
-        if (b == 0xE0)
-            lo = 0xA0; /* overlong */
-        else if (b == 0xED)
-            hi = 0x9F; /* UTF-16 surrogates */
-    } else if (b >= 0xF0 && b <= 0xF4) {
-        n = 4;
-        if (b == 0xF0)
-            lo = 0x90; /* overlong */
-        else if (b == 0xF4)
-            hi = 0x8F; /* above U+10FFFF */
-    } else {
-        return 0;
-    }
-    if (avail < n || p[1] < lo || p[1] > hi)
-        return 0;
-    /* Checked one by one, so a NUL ends the scan before any byte past it is read. */
-    for (size_t i = 2; i < n; i++)
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-    return n;
+    return n == 2 && p[0] == 0xC2 && p[1] < 0xA0;
 }
 
 /* Copies s for logging, escaping what could forge lines or confuse a reader; see log.h.
@@ -257,7 +277,8 @@ char *log_escape(const char *s, size_t len, char *out, size_t outlen)
         if (b < 0x80)
             plain = b >= 0x20 && b != 0x7F && b != '"' && b != '\\';
         else
-            plain = (n = utf8_sequence(p + i, len - i)) > 0;
+            plain = (n = utf8_sequence(s + i, len - i)) > 0 && !is_c1_control(p + i, n) &&
+                    !is_format_control(p + i, n);
         if (plain) {
             if (n == 0)
                 n = 1;

@@ -123,8 +123,8 @@ json_t *movie_detail_json(const struct movie_detail *d)
 }
 
 /* The detail's field (a new copy) when it has the wanted type, else null (or [] for arrays).
- * The detail may come from a cache file, so its shape is checked, not trusted; the copy
- * keeps the cached object from being shared with (and changed through) an answer. */
+ * movie_json takes any JSON value as the detail, so its shape is checked, not trusted; the
+ * copy keeps the cached object from being shared with (and changed through) an answer. */
 static json_t *detail_field(const json_t *detail, const char *key, json_type type)
 {
     json_t *v = detail ? json_object_get(detail, key) : NULL;
@@ -143,18 +143,37 @@ static json_t *merged_list(const json_t *detail, const char *key, const struct s
     return jlist(listed);
 }
 
-/* The release date's ISO form: the movie page's mainland date, else the listing's date
- * placed in the right year. */
+/* The release date's ISO form, written to iso: the movie page's mainland date (a day),
+ * else the listing's date placed in the right year ("YYYY-MM-DD", or "YYYY-MM" for a month
+ * alone). Returns its precision, "day" or "month", or NULL when there is no date. */
+static const char *release_when(const struct listing_item *item, const json_t *detail,
+                                time_t fetched_at, char iso[11])
+{
+    const char *cn = json_string_value(detail ? json_object_get(detail, "release_date_cn") : NULL);
+    if (cn != NULL && strlen(cn) == 10) {
+        memcpy(iso, cn, 11);
+        return "day";
+    }
+    if (item->release_date == NULL ||
+        movie_listing_date_iso(item->release_date, fetched_at, iso) != 0)
+        return NULL;
+    return strlen(iso) == 7 ? "month" : "day";
+}
+
+/* The release date's ISO form, or null. */
 static json_t *release_iso(const struct listing_item *item, const json_t *detail,
                            time_t fetched_at)
 {
-    json_t *cn = detail ? json_object_get(detail, "release_date_cn") : NULL;
-    if (json_is_string(cn))
-        return json_deep_copy(cn);
     char iso[11];
-    if (item->release_date && movie_listing_date_iso(item->release_date, fetched_at, iso) == 0)
-        return json_string(iso);
-    return json_null();
+    return release_when(item, detail, fetched_at, iso) ? json_string(iso) : json_null();
+}
+
+/* How much of the release date is known: "day", "month", or null with no date. */
+static json_t *release_precision(const struct listing_item *item, const json_t *detail,
+                                 time_t fetched_at)
+{
+    char iso[11];
+    return jstr(release_when(item, detail, fetched_at, iso));
 }
 
 /* detail_error as the API shows it: null, or {code, status (null if unknown), message}. */
@@ -163,7 +182,7 @@ static json_t *error_json(const struct detail_error *error)
     if (error == NULL)
         return json_null();
     json_t *o = json_object();
-    json_object_set_new(o, "code", jstr(error->code));
+    json_object_set_new(o, "code", jstr(api_error_code(error->code)));
     json_object_set_new(o, "status", jint(error->status));
     json_object_set_new(o, "message", jstr(error->message));
     return o;
@@ -183,6 +202,7 @@ json_t *movie_json(const struct listing_item *item, const json_t *detail,
     json_object_set_new(o, "original_title", detail_field(detail, "original_title", JSON_STRING));
     json_object_set_new(o, "release_date", jstr(item->release_date));
     json_object_set_new(o, "release_date_iso", release_iso(item, detail, fetched_at));
+    json_object_set_new(o, "release_date_precision", release_precision(item, detail, fetched_at));
     json_object_set_new(o, "genres", merged_list(detail, "genres", &item->genres));
     json_object_set_new(o, "regions", merged_list(detail, "regions", &item->regions));
     json_object_set_new(o, "wish_count", jint(item->wish_count));
@@ -197,25 +217,43 @@ json_t *movie_json(const struct listing_item *item, const json_t *detail,
     json_object_set_new(o, "imdb_id", detail_field(detail, "imdb_id", JSON_STRING));
     json_object_set_new(o, "languages", detail_field(detail, "languages", JSON_ARRAY));
     json_object_set_new(o, "summary", detail_field(detail, "summary", JSON_STRING));
+    json_object_set_new(o, "detail_status",
+                        json_string(detail ? "ok" : error ? "failed" : "pending"));
     json_object_set_new(o, "detail_error", error_json(error));
     return o;
 }
 
-/* "MM月DD日" -> month and day. */
+struct blob *movie_document_blob(const json_t *doc, char etag[20])
+{
+    char *text = json_dumps(doc, MOVIE_JSON_FLAGS);
+    size_t len = strlen(text);
+    char hex[17];
+    hash_hex(text, len, hex);
+    snprintf(etag, 20, "\"%s\"", hex);
+    struct blob *b = blob_new(text, len);
+    free(text);
+    return b;
+}
+
+/* "MM月DD日" -> month and day; "MM月" -> month and day 0. */
 int movie_parse_listing_date(const char *s, int *month, int *day)
 {
     static const char yue[] = "月", ri[] = "日";
     const unsigned char *u = (const unsigned char *)s;
-    if (s == NULL || strlen(s) != 4 + strlen(yue) + strlen(ri))
+    size_t len = s ? strlen(s) : 0;
+    int month_only = len == 2 + strlen(yue);
+    if (!month_only && len != 4 + strlen(yue) + strlen(ri))
         return -1;
     const unsigned char *d = u + 2 + strlen(yue);
     for (int i = 0; i < 2; i++)
-        if (u[i] < '0' || u[i] > '9' || d[i] < '0' || d[i] > '9')
+        if (u[i] < '0' || u[i] > '9' || (!month_only && (d[i] < '0' || d[i] > '9')))
             return -1;
-    if (memcmp(s + 2, yue, strlen(yue)) != 0 || memcmp(d + 2, ri, strlen(ri)) != 0)
+    if (memcmp(s + 2, yue, strlen(yue)) != 0 ||
+        (!month_only && memcmp(d + 2, ri, strlen(ri)) != 0))
         return -1;
-    int m = (u[0] - '0') * 10 + (u[1] - '0'), dd = (d[0] - '0') * 10 + (d[1] - '0');
-    if (m < 1 || m > 12 || dd < 1 || dd > 31)
+    int m = (u[0] - '0') * 10 + (u[1] - '0');
+    int dd = month_only ? 0 : (d[0] - '0') * 10 + (d[1] - '0');
+    if (m < 1 || m > 12 || (!month_only && (dd < 1 || dd > 31)))
         return -1;
     *month = m;
     *day = dd;
@@ -242,10 +280,10 @@ static long days_from_civil(int y, int m, int d)
 }
 
 /* The listing date placed in the year that fits the fetch day. */
-int movie_listing_date_iso(const char *mmdd, time_t fetched_at, char out[11])
+int movie_listing_date_iso(const char *listed, time_t fetched_at, char out[11])
 {
     int m, d;
-    if (movie_parse_listing_date(mmdd, &m, &d) != 0)
+    if (movie_parse_listing_date(listed, &m, &d) != 0)
         return -1;
     /* Douban's day is China's (UTC+8, no daylight saving). */
     time_t local = fetched_at + 8 * 3600;
@@ -258,15 +296,20 @@ int movie_listing_date_iso(const char *mmdd, time_t fetched_at, char out[11])
     long today = days_from_civil(fy, fm, fd);
     /* The listing keeps movies for a while after they open, hence the 30 days back; the
      * earliest year that fits wins, and "less than a year after" is by the calendar so that
-     * 02月29日 can still land in next year's leap day. */
+     * 02月29日 can still land in next year's leap day. A month alone (d 0) is judged by its
+     * last day: the movie may open on any day of it. */
     for (int y = fy - 1; y <= fy + 1; y++) {
-        if (d > month_days(y, m) || days_from_civil(y, m, d) < today - 30)
+        int day = d > 0 ? d : month_days(y, m);
+        if (day > month_days(y, m) || days_from_civil(y, m, day) < today - 30)
             continue;
-        if (y == fy + 1 && (m > fm || (m == fm && d >= fd)))
+        if (y == fy + 1 && (m > fm || (m == fm && day >= fd)))
             continue;
         /* The modulos only tell the compiler what the checks above already ensure. */
-        snprintf(out, 11, "%04u-%02u-%02u", (unsigned)y % 10000u, (unsigned)m % 100u,
-                 (unsigned)d % 100u);
+        if (d > 0)
+            snprintf(out, 11, "%04u-%02u-%02u", (unsigned)y % 10000u, (unsigned)m % 100u,
+                     (unsigned)d % 100u);
+        else
+            snprintf(out, 11, "%04u-%02u", (unsigned)y % 10000u, (unsigned)m % 100u);
         return 0;
     }
     return -1;

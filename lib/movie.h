@@ -7,18 +7,23 @@
 #include <jansson.h>
 #include <time.h>
 
+#include "error.h"
 #include "util.h"
 
 /* How every JSON document of the API is written: compact, keys in their order, and ratings
  * as people write them (9.4, not jansson's default 9.4000000000000004). */
 #define MOVIE_JSON_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10))
 
+/* An API document written as above into a new blob, with its quoted ETag (a hash of the
+ * bytes) in etag. */
+struct blob *movie_document_blob(const json_t *doc, char etag[20]);
+
 /* One entry of the coming-soon listing. Unknown strings are NULL, unknown numbers -1. */
 struct listing_item {
     char *id;            /* digits of /subject/<id>/ */
     char *url;           /* canonical https://movie.douban.com/subject/<id>/ */
     char *title;         /* trimmed, entities decoded */
-    char *release_date;  /* as listed, "08月07日" */
+    char *release_date;  /* as listed: "08月07日", or "07月" when the day is not announced */
     struct strlist genres;
     struct strlist regions;
     long long wish_count;
@@ -51,7 +56,7 @@ struct movie_detail {
 
 /* Why a movie page could not be used. status is the upstream HTTP status or -1. */
 struct detail_error {
-    const char *code;       /* a static string: "upstream_error", "not_found", ... */
+    enum api_error code;    /* API_ERROR_NOT_FOUND or one of API_ERROR_UPSTREAM_* */
     long status;
     char message[200];
 };
@@ -67,15 +72,24 @@ void movie_detail_free(struct movie_detail *d);       /* frees the members, not 
 json_t *movie_detail_json(const struct movie_detail *d);
 
 /* The API's movie object (new reference). detail is the movie_detail_json() object or NULL;
- * error is NULL when the detail was fetched. Every field is present: null or [] if unknown. */
+ * error is NULL when the detail was fetched or is still awaited (detail_status "ok" or
+ * "pending"; "failed" with error). Every field is present: null or [] if unknown. */
 json_t *movie_json(const struct listing_item *item, const json_t *detail,
                    const struct detail_error *error, time_t fetched_at);
 
-/* The ISO date for a listing date "MM月DD日": the year that puts it at most 30 days before
- * fetched_at's day (UTC+8, Douban's time) and less than a year after. 0, or -1 if unparseable. */
-int movie_listing_date_iso(const char *mmdd, time_t fetched_at, char out[11]);
+/* The ISO 8601 date for a listing date: "YYYY-MM-DD" for "MM月DD日", and the reduced
+ * precision "YYYY-MM" for a month alone, "MM月" (the API's release_date_iso when the movie
+ * page has no mainland day; release_date_precision names the form, "day" or "month"). The
+ * year is the one that puts the date at most 30 days before fetched_at's day (UTC+8,
+ * Douban's time) and less than a year after; a month counts from its last day. So "12月"
+ * listed on 2025-01-20 is 2024-12 (ended 20 days before), listed on 2025-02-01 it is
+ * 2025-12; "01月" listed in December is next January; the fetch day's own month is always
+ * this year's. 0, or -1 if unparseable (or a day the year's calendar lacks: 02月29日
+ * outside the window's leap years). */
+int movie_listing_date_iso(const char *listed, time_t fetched_at, char out[11]);
 
-/* Parses a listing date: exactly "MM月DD日", month 01-12, day 01-31. 0, or -1. */
+/* Parses a listing date: exactly "MM月DD日" (month 01-12, day 01-31), or "MM月" alone,
+ * which gives *day 0. 0, or -1. */
 int movie_parse_listing_date(const char *s, int *month, int *day);
 
 #endif

@@ -1,52 +1,79 @@
-/* One city's scrape: the listing page, then every movie page in parallel (through the
- * fetcher's polite queue), movie records taken from and kept in a cache shared by all
- * cities, and a movie page being fetched for one city awaited, not fetched again, by
- * another. The result is the city's JSON document. */
+/* One city's scrape: the listing page, then every movie page not in the record cache,
+ * most wished-for first, through the fetcher's polite queue. Movie records are kept in a
+ * cache shared by all cities, and a movie page being fetched for one city is awaited, not
+ * fetched again, by another. Once the listing is in, the city's document can be had at
+ * any time (movies whose page is not in yet marked pending); the scrape ends with the
+ * complete document. */
 #ifndef MOVIESD_SCRAPE_H
 #define MOVIESD_SCRAPE_H
 
 #include <jansson.h>
 #include <stddef.h>
 
-struct fetcher;
+#include "error.h"
+#include "fetch.h"
+
+struct cache_budget;
 struct config;
 
+/* What went wrong upstream; the HTTP front alone turns it into a status. */
 struct scrape_error {
-    int status;          /* the API status to answer with: 404, 502, 503 or 504 */
-    const char *code;    /* unknown_city, upstream_error, upstream_changed, upstream_blocked, upstream_timeout */
+    enum api_error code; /* API_ERROR_UNKNOWN_CITY or one of API_ERROR_UPSTREAM_* */
     char message[240];
-    long retry_after;    /* seconds, for upstream_blocked; -1 otherwise */
+    long retry_after;    /* seconds the upstream asks us to wait (always for a block), -1 if none */
+};
+
+enum scrape_event {
+    SCRAPE_LISTED,    /* the listing is in and movie pages are awaited: see scrape_document() */
+    SCRAPE_PROGRESS,  /* one more movie is in (or failed) */
+    SCRAPE_DONE,      /* the last call: the complete document, or the error */
 };
 
 struct scrape_result {
-    json_t *document;                  /* a new reference the callback owns, or NULL */
-    const struct scrape_error *error;  /* when document is NULL */
+    enum scrape_event event;
+    json_t *document;                  /* DONE: a new reference the callback owns, or NULL */
+    const struct scrape_error *error;  /* DONE without a document */
     double fetched;                    /* monotonic time the listing arrived */
     size_t details_refused;            /* movies without details because the upstream refused */
+    size_t details_transient;          /* ... because of a timeout, a 5xx..., retries spent */
+    size_t movies, pending;            /* listed movies; those whose page is not in yet */
+    double listing_queued;             /* seconds the listing waited for its turn, -1 if unknown */
 };
 
 typedef void (*scrape_cb)(const struct scrape_result *result, void *arg);
 
+struct pool;
 struct scraper;
 
-/* config is borrowed and read live (TTLs, upstream). */
-struct scraper *scraper_new(struct fetcher *fetcher, const struct config *config);
-/* Applies a changed cache bound. */
-void scraper_configure(struct scraper *s);
+/* config is borrowed and read live (TTLs, upstream); the movie records are charged to
+ * budget (borrowed), their only bound. Pages are parsed in pool (borrowed), which must
+ * outlive the scraper. */
+struct scraper *scraper_new(struct fetcher *fetcher, const struct config *config,
+                            struct cache_budget *budget, struct pool *pool);
 /* Cancels every scrape without calling back. Accepts NULL. */
 void scraper_free(struct scraper *s);
 
 struct scrape;
 
-/* Starts scraping city (a valid slug). cb runs once, from the loop, never from inside
- * scrape_city(). Returns the scrape (borrowed; valid until cb runs). */
-struct scrape *scrape_city(struct scraper *s, const char *city, scrape_cb cb, void *arg);
+/* Starts scraping city (a valid slug): its listing at listing priority, the movie pages at
+ * details priority. cb runs from the loop, never from inside scrape_city(): LISTED at most
+ * once, PROGRESS after it, DONE once and last. Returns the scrape (borrowed; valid until
+ * the DONE callback returns). */
+struct scrape *scrape_city(struct scraper *s, const char *city, enum fetch_priority listing,
+                           enum fetch_priority details, scrape_cb cb, void *arg);
+/* Raises the scrape's priorities (never lowers them): the listing's while it is queued,
+ * and the movie pages' it awaits, in their wish order. */
+void scrape_promote(struct scrape *sc, enum fetch_priority listing, enum fetch_priority details);
+/* The city's document as it stands (new reference): after LISTED, before DONE. */
+json_t *scrape_document(const struct scrape *sc);
 /* Drops a scrape whose listing has not been requested yet (cb will not run) and returns 1;
  * returns 0, changing nothing, once the upstream has been asked. */
 int scrape_abandon(struct scrape *sc);
 
 size_t scraper_active(const struct scraper *s);       /* scrapes under way */
 size_t scraper_cached_movies(const struct scraper *s);
+size_t scraper_cached_bytes(const struct scraper *s);   /* the movie records' share */
+size_t scraper_pending_details(const struct scraper *s); /* movie pages awaited */
 
 /* The document's "source": <upstream>/cinema/later/<city>/ (new string). */
 char *scrape_listing_url(const struct config *config, const char *city);

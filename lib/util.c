@@ -148,12 +148,91 @@ void blob_unref(struct blob *b)
         free(b);
 }
 
-void hash_hex(const char *data, size_t len, char out[17])
+/* FNV-1a, 64 bits: simple, fast on short keys, and stable across builds (ETags). */
+uint64_t hash_fnv1a(const char *data, size_t len)
 {
     uint64_t h = 14695981039346656037ULL;
     for (size_t i = 0; i < len; i++) {
         h ^= (unsigned char)data[i];
         h *= 1099511628211ULL;
     }
-    snprintf(out, 17, "%016llx", (unsigned long long)h);
+    return h;
+}
+
+/* The hash as 16 lower-case hex digits. */
+void hash_hex(const char *data, size_t len, char out[17])
+{
+    snprintf(out, 17, "%016llx", (unsigned long long)hash_fnv1a(data, len));
+}
+
+/* Checks one UTF-8 sequence by the ranges of RFC 3629's table. */
+size_t utf8_sequence(const char *p, size_t avail)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    if (avail == 0)
+        return 0;
+    if (u[0] < 0x80)
+        return 1;
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xBF;   /* the range the second byte may take */
+    if (u[0] >= 0xC2 && u[0] <= 0xDF) {
+        n = 2;
+    } else if (u[0] >= 0xE0 && u[0] <= 0xEF) {
+        n = 3;
+        if (u[0] == 0xE0)
+            lo = 0xA0;   /* overlong */
+        else if (u[0] == 0xED)
+            hi = 0x9F;   /* UTF-16 surrogates */
+    } else if (u[0] >= 0xF0 && u[0] <= 0xF4) {
+        n = 4;
+        if (u[0] == 0xF0)
+            lo = 0x90;   /* overlong */
+        else if (u[0] == 0xF4)
+            hi = 0x8F;   /* past U+10FFFF */
+    } else {
+        return 0;        /* a continuation byte, C0/C1 (overlong) or F5..FF */
+    }
+    if (avail < 2 || u[1] < lo || u[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (i >= avail || (u[i] & 0xC0) != 0x80)
+            return 0;
+    return n;
+}
+
+/* Steps to the next word of a separated list. */
+const char *words_next(const char **s, const char *seps, size_t *len)
+{
+    const char *w = *s + strspn(*s, seps);
+    *len = strcspn(w, seps);
+    *s = w + *len;
+    return *len ? w : NULL;
+}
+
+/* Looks for one word in a separated list. */
+int words_contain(const char *list, const char *seps, const char *w, size_t wlen)
+{
+    size_t n;
+    for (const char *p = list, *word; (word = words_next(&p, seps, &n)) != NULL;)
+        if (n == wlen && strncmp(word, w, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* A bounded strstr that does not stop at NUL bytes. */
+const char *bytes_find(const char *p, size_t len, const char *needle)
+{
+    size_t n = strlen(needle);
+    const char *end = p + len;
+    if (n == 0)
+        return p;
+    while ((size_t)(end - p) >= n) {
+        const char *q = memchr(p, needle[0], (size_t)(end - p) - n + 1);
+        if (q == NULL)
+            return NULL;
+        if (memcmp(q, needle, n) == 0)
+            return q;
+        p = q + 1;
+    }
+    return NULL;
 }

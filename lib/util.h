@@ -1,9 +1,11 @@
 /* Small helpers shared by every module: allocation that cannot fail, string lists,
- * strict number parsing, clocks and a refcounted byte blob. */
+ * strict number parsing, clocks, a refcounted byte blob, the one hash, the one UTF-8
+ * check, word lists and a bounded byte search. */
 #ifndef MOVIESD_UTIL_H
 #define MOVIESD_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 /* Allocation failure is fatal: a daemon that half-works after ENOMEM is worse than a restart. */
@@ -46,7 +48,25 @@ struct blob *blob_new(const char *data, size_t len);   /* new reference, data co
 struct blob *blob_ref(struct blob *b);                  /* returns b */
 void blob_unref(struct blob *b);                        /* accepts NULL */
 
-/* Lower-case hex of a 64-bit FNV-1a hash of data, for ETags. out must hold 17 bytes. */
+/* The 64-bit FNV-1a hash of data: the one hash of the tree (cache buckets, ETags). */
+uint64_t hash_fnv1a(const char *data, size_t len);
+/* Lower-case hex of hash_fnv1a(data), for ETags. out must hold 17 bytes. */
 void hash_hex(const char *data, size_t len, char out[17]);
+
+/* Length (1 to 4) of the well-formed UTF-8 sequence at p, reading at most avail bytes, or 0
+ * if none starts there: avail 0, a stray continuation or invalid byte, an overlong form, a
+ * UTF-16 surrogate, a code point past U+10FFFF, or a sequence cut short. Any ASCII byte,
+ * NUL included, is a sequence of 1. Bytes are read in order up to the first wrong one, so
+ * a NUL ends the check before anything past it is read. */
+size_t utf8_sequence(const char *p, size_t avail);
+
+/* The next word at *s (words are separated by any byte of seps), its length in *len, or
+ * NULL at the end; *s moves past it. The word is borrowed from *s, not NUL-terminated. */
+const char *words_next(const char **s, const char *seps, size_t *len);
+/* Whether the list of words separated by seps has the word w (wlen bytes). */
+int words_contain(const char *list, const char *seps, const char *w, size_t wlen);
+
+/* The first occurrence of needle in the len bytes at p (which may hold NULs), or NULL. */
+const char *bytes_find(const char *p, size_t len, const char *needle);
 
 #endif

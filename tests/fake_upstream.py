@@ -1,26 +1,35 @@
 #!/usr/bin/env python3
 """A Douban-shaped fake upstream for moviesd's integration tests and benchmarks.
 
-Serves, on 127.0.0.1 only, pages shaped like shared/douban/STRUCTURE.md:
-  /cinema/later/<city>/   the coming-soon listing (section 1); sets the cookie bid=abc123
+Serves, on 127.0.0.1 only, pages shaped like Douban's:
+  /cinema/later/<city>/   the coming-soon listing; sets the cookie bid=abc123
   /cinema/later/          302 to a city, like Douban
-  /subject/<id>/          a movie page shaped like the real ones (section 2), any numeric id
+  /subject/<id>/          a movie page shaped like the real ones, any numeric id
   anything else           404 (Douban's "页面不存在" page)
 Content is deterministic: expected_movie(id) is what the daemon should answer for a movie,
-expected_listing_only(id) what it should answer when only the listing could be read.
+expected_listing_only(id) what it should answer when only the listing could be read. Like
+Douban's, a listing says which city it shows: <div id="location" data-uid="<slug>" data-id="<id>">.
 
 In-process use:
     fake = FakeDouban()            # cities of CITY_ORDER, 12 movies each; unknown city -> 404
+                                   # (any_city=True: every slug exists; distinct_ids=True:
+                                   # those beyond CITY_ORDER list movies of their own)
     fake.start(); fake.port; fake.base_url   # "http://127.0.0.1:PORT"
     fake.set_city("beijing", 40)   # a count or a list of ids; offhost=True adds off-host links
                                    # (offhost=[(id, href), ...]: those links instead)
     fake.remove_city("beijing"); fake.city_ids("beijing")
+    fake.set_text_quirks("beijing", month_only=True, invisible_marks=True)
+                                   # Douban's text: see month_only_dates, invisible_marks
+    fake.answer_as("xyz", "shanghai")   # xyz's listing is shanghai's page, as Douban answers a
+                                   # city it does not know; answer_as("xyz", None) undoes it
     fake.set_latency(100)          # ms before every response
     f = fake.add_fault(r"^/subject/36000003/$", 500, times=1)   # regex on the path
     fake.remove_fault(f); fake.clear_faults()
     fake.total, fake.count(path), fake.counts(), fake.count_matching(regex)
     fake.in_flight, fake.peak_in_flight, fake.timeline(), fake.snapshot(),
     fake.headers_seen(regex), fake.reset_stats()
+    fake.set_block_after(35)       # Douban's limiter: see "The limiter" below
+    fake.limiter_trips(), fake.blocked_now()
     fake.stop()                    # also wakes "hang" and delayed handlers
 
 Fault kinds (add_fault(pattern, kind, times=None, **params)):
@@ -38,14 +47,24 @@ Fault kinds (add_fault(pattern, kind, times=None, **params)):
                      sent whatever Accept-Encoding says unless require_accept=True
     "deep_nesting"   the normal page wrapped in depth=N nested <div> (default 100000)
 
+The limiter (off unless set): Douban blocks an IP for the whole domain for hours once it
+sends too many requests in a minute. set_block_after(n, block_seconds=3600) models that: once
+more than n requests (any path, any answer, also those answered during a block) have started
+within 60 s, the request that made it n + 1 and every request for block_seconds after it are
+answered 302 to https://sec.douban.com/...; limiter_trips() lists when (monotonic) and on which
+path it tripped. A block that has ended trips again on the next request while the last 60 s
+still hold more than n starts.
+
 Script use (benchmarks, manual runs):
-    python3 tests/fake_upstream.py --port 0 --movies 40 [--any-city] [--latency-ms 0]
+    python3 tests/fake_upstream.py --port 0 --movies 40 [--any-city [--distinct-ids]] [--latency-ms 0]
+                                   [--block-after N [--block-seconds S]]
 prints "listening on 127.0.0.1:PORT" and serves until SIGTERM/SIGINT.
 
 Python 3.11 standard library only.
 """
 
 import argparse
+import collections
 import datetime as _dt
 import html as _html
 import random
@@ -65,6 +84,11 @@ from urllib.parse import urlsplit
 
 CITY_ORDER = ["beijing", "shanghai", "guangzhou", "shenzhen", "chengdu", "hangzhou", "wuhan",
               "xian", "nanjing", "chongqing", "tianjin", "suzhou"]
+# Douban's ids of the cities above (the ids of others are made up from their slugs).
+CITY_DOUBAN_IDS = {"beijing": "108288", "shanghai": "108296", "guangzhou": "118281",
+                   "shenzhen": "118282", "chengdu": "118318", "hangzhou": "118172",
+                   "wuhan": "118254", "xian": "118371", "nanjing": "118159",
+                   "chongqing": "108309", "tianjin": "108289", "suzhou": "118163"}
 ID_BASE = 36000000
 CITY_STEP = 4            # city k lists ID_BASE + 4k + i: neighbouring cities share most movies
 DEFAULT_MOVIES = 12
@@ -105,6 +129,29 @@ def city_ids(city, n):
     else:
         k = zlib.crc32(city.encode()) % 100 + len(CITY_ORDER)
     return [ID_BASE + CITY_STEP * k + i for i in range(n)]
+
+
+# Made-up cities' ids with distinct_ids: far from the cities of CITY_ORDER.
+DISTINCT_BASE = 40000000
+DISTINCT_STEP = 100      # the most movies such a city lists
+
+
+def distinct_city_ids(city, n):
+    """The ids a city served by any_city lists with distinct_ids: its own, from its slug, so a
+    flood of cities fills the record cache (among 5,000 slugs, a dozen pairs share them)."""
+    k = zlib.crc32(city.encode()) % 1000000
+    return [DISTINCT_BASE + DISTINCT_STEP * k + i for i in range(min(n, DISTINCT_STEP))]
+
+
+def city_douban_id(city):
+    """The data-id of a city's #location: Douban's for the cities it knows here, the slug
+    itself for a slug of digits (Douban's slug for a city without a pinyin one), else one
+    made up from the slug."""
+    if city in CITY_DOUBAN_IDS:
+        return CITY_DOUBAN_IDS[city]
+    if city.isdigit():
+        return city
+    return str(200000 + zlib.crc32(city.encode()) % 100000)
 
 
 def movie_spec(mid, today=None):
@@ -181,10 +228,11 @@ def movie_spec(mid, today=None):
     }
 
 
-MOVIE_KEYS = ["id", "url", "title", "original_title", "release_date", "release_date_iso", "genres",
+MOVIE_KEYS = ["id", "url", "title", "original_title", "release_date", "release_date_iso",
+              "release_date_precision", "genres",
               "regions", "wish_count", "thumbnail", "poster", "year", "directors", "actors",
               "runtime_minutes", "rating", "votes", "imdb_id", "languages", "summary",
-              "detail_error"]
+              "detail_status", "detail_error"]
 
 
 def expected_movie(mid, today=None):
@@ -197,6 +245,7 @@ def expected_movie(mid, today=None):
         "original_title": s["original_title"],
         "release_date": s["release"].strftime("%m月%d日"),
         "release_date_iso": s["release"].isoformat(),
+        "release_date_precision": "day",
         "genres": list(s["genres"]),
         "regions": list(s["regions"]),
         "wish_count": s["wish"],
@@ -211,22 +260,25 @@ def expected_movie(mid, today=None):
         "imdb_id": s["imdb"],
         "languages": list(s["languages"]),
         "summary": "\n".join(s["paragraphs"]),
+        "detail_status": "ok",
         "detail_error": None,
     }
 
 
-def expected_listing_only(mid, today=None):
-    """The movie object when only the listing could be read (detail_error set by the daemon:
-    here None, the caller checks it). Fields the listing does not carry are null or []."""
+def expected_listing_only(mid, today=None, status="failed"):
+    """The movie object when only the listing could be read: its page failed (detail_error
+    set by the daemon: here None, the caller checks it) or is still awaited (status
+    "pending"). Fields the listing does not carry are null or []."""
     s = movie_spec(mid, today)
     e = expected_movie(mid, today)
     out = {k: None for k in MOVIE_KEYS}
     for k in ("directors", "actors", "languages"):
         out[k] = []
-    for k in ("id", "url", "title", "release_date", "release_date_iso", "genres", "wish_count",
-              "thumbnail"):
+    for k in ("id", "url", "title", "release_date", "release_date_iso", "release_date_precision",
+              "genres", "wish_count", "thumbnail"):
         out[k] = e[k]
     out["regions"] = list(s["regions"]) if s["listing_has_regions"] else []
+    out["detail_status"] = status
     return out
 
 
@@ -346,6 +398,9 @@ def listing_html(city, ids, offhost=False, today=None, showing_soon=True, empty=
 <div id="wrapper">
 <div id="content">
     <h1>即将上映的电影 - %s</h1>
+    <div id="location" data-uid="%s" data-id="%s">
+        <a class="change-loc" href="javascript:void(0);">[切换城市]</a>
+    </div>
     <div class="grid-16-8 clearfix">
         <div class="article">
         <div class="tabs">
@@ -362,7 +417,7 @@ def listing_html(city, ids, offhost=False, today=None, showing_soon=True, empty=
     </div>
 </div>
 </div>
-""" % (city, city, city, body, sidebar) + _FOOT)
+""" % (city, city, city_douban_id(city), city, city, body, sidebar) + _FOOT)
 
 
 def detail_html(mid, today=None, with_mainpic=True):
@@ -495,6 +550,59 @@ def detail_html(mid, today=None, with_mainpic=True):
 """ % ('property="v:itemreviewed"' if with_mainpic else 'class="title-v2"',
        esc_text(s["itemreviewed"]), s["release"].year, mainpic, "\n".join(info), rating,
        esc_text(s["title"]), summary, SIDEBAR_IDS[0]) + _FOOT)
+
+
+# ----------------------------------------------------------------------------------------
+# Text quirks of Douban's pages (FakeDouban.set_text_quirks)
+# ----------------------------------------------------------------------------------------
+
+# U+200E LEFT-TO-RIGHT MARK, U+200F RIGHT-TO-LEFT MARK, U+200B ZERO WIDTH SPACE, U+FEFF BOM:
+# invisible, and in Douban's text (a 2026 title ended in U+200E). None may reach an answer.
+MARKS = ("\u200e", "\u200f", "\u200b", "\ufeff")
+
+
+def month_only_dates(page):
+    """The page with its release days not announced yet: every listing date "MM月DD日" cut
+    to "MM月", every movie-page release date "YYYY-MM-DD(region)" to "YYYY-MM(region)"."""
+    page = re.sub(r'(<li class="dt">\d{2}月)\d{2}日(</li>)', r"\1\2", page)
+    return re.sub(r"(\d{4}-\d{2})-\d{2}(\([^()<>\"]+\))", r"\1\2", page)
+
+
+def invisible_marks(page):
+    """The page with MARKS before, inside and after every non-blank text of its <body> and
+    every non-empty alt, title, src and content attribute there, taking turns. Script content,
+    blank text and entities are left whole, so the page parses to the same tree: removing
+    MARKS from the result gives the page back."""
+    head, sep, body = page.partition("<body>")
+    turn = [0]
+
+    def mark(text):
+        k = turn[0]
+        turn[0] += 1
+        core = text.strip()
+        lead, trail = text[:text.index(core)], text[text.index(core) + len(core):]
+        tokens = re.findall(r"&#?\w+;|.", core, re.S)
+        half = len(tokens) // 2
+        return (MARKS[k % 4] + lead + "".join(tokens[:half]) + MARKS[(k + 1) % 4]
+                + "".join(tokens[half:]) + trail + MARKS[(k + 2) % 4])
+
+    parts = re.split(r"(<script\b.*?</script>)", body, flags=re.S)
+    for i in range(0, len(parts), 2):          # the odd parts are scripts
+        part = re.sub(r">([^<>]+)<", lambda m: ">%s<" % (mark(m.group(1)) if m.group(1).strip()
+                                                          else m.group(1)), parts[i])
+        parts[i] = re.sub(r'(?<=\s)(alt|title|src|content)="([^"]+)"',
+                          lambda m: '%s="%s"' % (m.group(1), mark(m.group(2))), part)
+    return head + sep + "".join(parts)
+
+
+def expected_month_only(movie):
+    """An expected_movie() or expected_listing_only() object as the daemon answers it when the
+    pages carry month_only_dates: no mainland day on the movie page, so the listing's month."""
+    out = dict(movie)
+    out["release_date"] = movie["release_date"][:3]               # "MM月"
+    out["release_date_iso"] = movie["release_date_iso"][:7]       # "YYYY-MM"
+    out["release_date_precision"] = "month"
+    return out
 
 
 NOT_FOUND_HTML = (_HEAD % ("页面不存在", "") + """
@@ -639,17 +747,22 @@ class FakeDouban:
     """The fake upstream; thread-safe accounting, run-time switchable faults."""
 
     def __init__(self, cities=None, default_movies=DEFAULT_MOVIES, any_city=False,
-                 cookie=DEFAULT_COOKIE, verbose=False):
+                 cookie=DEFAULT_COOKIE, verbose=False, distinct_ids=False):
         self.lock = threading.Lock()
         self.cities = {}            # city -> {"ids": [...], "offhost": bool}
+        self.text_quirks = {}       # city -> {"month_only", "invisible_marks"}
+        self.answered_as = {}       # city -> the city whose listing page it gets instead
         for c in (CITY_ORDER if cities is None else cities):
             self.set_city(c, default_movies)
         self.default_movies = default_movies
         self.any_city = any_city
+        self.distinct_ids = distinct_ids
         self.cookie = cookie
         self.verbose = verbose
         self.latency_ms = 0
+        self.detail_padding = b""   # markup added to every movie page (set_detail_padding)
         self.faults = []
+        self.set_block_after(None)
         self._stop = threading.Event()
         self._conns = set()
         self._server = None
@@ -720,17 +833,98 @@ class FakeDouban:
         with self.lock:
             self.cities.pop(city, None)
 
+    def set_text_quirks(self, city, month_only=False, invisible_marks=False):
+        """Makes the city's listing, and the pages of the movies it lists, carry Douban's text
+        quirks: month_only_dates, invisible_marks (both False: none). A movie page takes the
+        quirks of every city listing it."""
+        quirks = {q for q, on in (("month_only", month_only), ("invisible_marks", invisible_marks))
+                  if on}
+        with self.lock:
+            self.text_quirks[city] = quirks
+
+    def _quirked(self, page, city=None, mid=None):
+        """page with the text quirks of city, or of the cities listing movie mid."""
+        with self.lock:
+            quirks = dict(self.text_quirks)
+        on = set()
+        for c, q in quirks.items():
+            if c == city or (mid is not None and mid in (self.city_ids(c) or [])):
+                on |= q
+        if "month_only" in on:
+            page = month_only_dates(page)
+        if "invisible_marks" in on:
+            page = invisible_marks(page)
+        return page
+
+    def answer_as(self, city, other):
+        """city's listing becomes other's page (its movies and its #location), whether or not
+        city is served: Douban's silent answer for a city it does not know. other None: city
+        is answered as itself again."""
+        with self.lock:
+            if other is None:
+                self.answered_as.pop(city, None)
+            else:
+                self.answered_as[city] = other
+
     def city_ids(self, city):
         with self.lock:
             if city in self.cities:
                 return list(self.cities[city]["ids"])
-        if self.any_city and re.fullmatch(r"[a-z]{1,32}", city):
+        if self.any_city and re.fullmatch(r"[a-z]{1,32}|[0-9]{1,32}", city):
+            if self.distinct_ids:
+                return distinct_city_ids(city, self.default_movies)
             return city_ids(city, self.default_movies)
         return None
 
     def set_latency(self, ms):
         """Delay before every response, in milliseconds."""
         self.latency_ms = ms
+
+    def set_detail_padding(self, size):
+        """Grows every movie page by about size bytes of nested, harmless markup (after the
+        page's own content) that costs a parser real work; 0 takes it away."""
+        unit = '<div class="related"><ul><li><a href="/tag/x">x</a> <span>y</span></li></ul></div>\n'
+        with self.lock:
+            self.detail_padding = (unit * (size // len(unit))).encode()
+
+    def set_block_after(self, n, block_seconds=3600.0, window=60.0):
+        """Turns the limiter on (n requests allowed in any `window` seconds, then a site-wide
+        302 to sec.douban.com for block_seconds) or off (n None); forgets earlier trips.
+        window is for the fake's own tests; Douban's is a minute."""
+        with self.lock:
+            self.block_after = n
+            self.block_seconds = block_seconds
+            self.block_window = window
+            self._limiter_starts = collections.deque()
+            self._blocked_until = None
+            self._trips = []
+
+    def limiter_trips(self):
+        """[(monotonic time, path)] of each request that tripped the limiter."""
+        with self.lock:
+            return list(self._trips)
+
+    def blocked_now(self):
+        """True while the limiter's block lasts."""
+        with self.lock:
+            return self._blocked_until is not None and time.monotonic() < self._blocked_until
+
+    def _limiter_admits(self, start, path):
+        """Counts a request for path started at start; False if it is to be answered with
+        the block. Called under self.lock."""
+        if self.block_after is None:
+            return True
+        starts = self._limiter_starts
+        starts.append(start)
+        while starts and starts[0] <= start - self.block_window:
+            starts.popleft()
+        if self._blocked_until is not None and start < self._blocked_until:
+            return False
+        if len(starts) > self.block_after:
+            self._blocked_until = start + self.block_seconds
+            self._trips.append((start, path))
+            return False
+        return True
 
     def add_fault(self, pattern, kind, times=None, **params):
         """Applies kind to requests whose path matches regex pattern (re.search), for the next
@@ -815,6 +1009,7 @@ class FakeDouban:
         headers = {k.lower(): v for k, v in h.headers.items()}
         rec = Request(h.command, path, query, headers, time.monotonic())
         with self.lock:
+            limited = not self._limiter_admits(rec.start, path)
             self._counts[path] = self._counts.get(path, 0) + 1
             self.total += 1
             self.requests.append(rec)
@@ -829,10 +1024,12 @@ class FakeDouban:
                 state["released"] = True
                 with self.lock:
                     self.in_flight -= 1
+                    rec.end = time.monotonic()
 
         try:
-            fault = None if not_allowed else self._take_fault(path)
-            rec.fault = fault.kind if fault else None
+            # The limiter's block is site-wide: it wins over faults, which it leaves unused.
+            fault = None if not_allowed or limited else self._take_fault(path)
+            rec.fault = "limiter" if limited else (fault.kind if fault else None)
             delay = self.latency_ms
             if fault is not None and fault.kind == "delay":
                 delay += fault.params.get("ms", 1000)
@@ -843,6 +1040,10 @@ class FakeDouban:
                 self._stop.wait()
                 h.close_connection = True
                 return
+            if limited:
+                self._send(h, rec, release, 302, b"<html><body>302 Found</body></html>", head,
+                           [("Location", SEC_URL)])
+                return
             if not_allowed:
                 self._send(h, rec, release, 405, b"", head, extra=[("Allow", "GET, HEAD")])
                 return
@@ -851,7 +1052,6 @@ class FakeDouban:
             h.close_connection = True
         finally:
             release()
-            rec.end = time.monotonic()
 
     def _page(self, path):
         """(status, body bytes, extra headers) of the normal answer for path."""
@@ -860,16 +1060,25 @@ class FakeDouban:
             city = m.group(1)
             if city == "":
                 return 302, b"", [("Location", "/cinema/later/beijing/")]
+            with self.lock:
+                city = self.answered_as.get(city, city)
             ids = self.city_ids(city)
             if ids is None:
                 return 404, NOT_FOUND_HTML.encode(), []
             with self.lock:
                 offhost = self.cities.get(city, {}).get("offhost", False)
             extra = [("Set-Cookie", "%s; Path=/" % self.cookie)] if self.cookie else []
-            return 200, listing_html(city, ids, offhost).encode(), extra
+            return 200, self._quirked(listing_html(city, ids, offhost), city=city).encode(), extra
         m = re.fullmatch(r"/subject/(\d+)/", path)
         if m:
-            return 200, detail_html(int(m.group(1))).encode(), []
+            mid = int(m.group(1))
+            body = self._quirked(detail_html(mid), mid=mid).encode()
+            with self.lock:
+                padding = self.detail_padding
+            if padding:
+                at = body.rindex(b"</body>")
+                body = body[:at] + padding + body[at:]
+            return 200, body, []
         return 404, NOT_FOUND_HTML.encode(), []
 
     @staticmethod
@@ -991,13 +1200,22 @@ def main(argv=None):
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--movies", type=int, default=DEFAULT_MOVIES, help="movies per city")
     ap.add_argument("--cities", default=",".join(CITY_ORDER), help="comma-separated slugs")
-    ap.add_argument("--any-city", action="store_true", help="answer every [a-z]{1,32} slug")
+    ap.add_argument("--any-city", action="store_true",
+                    help="answer every slug of 1-32 letters a-z or 1-32 digits")
     ap.add_argument("--latency-ms", type=int, default=0)
+    ap.add_argument("--block-after", type=int, default=None,
+                    help="the limiter: block after this many requests in a minute")
+    ap.add_argument("--block-seconds", type=float, default=3600.0,
+                    help="how long the limiter's block lasts")
+    ap.add_argument("--distinct-ids", action="store_true",
+                    help="with --any-city, a city not in --cities lists movies of its own")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
     fake = FakeDouban(cities=[c for c in args.cities.split(",") if c],
-                      default_movies=args.movies, any_city=args.any_city, verbose=args.verbose)
+                      default_movies=args.movies, any_city=args.any_city, verbose=args.verbose,
+                      distinct_ids=args.distinct_ids)
     fake.set_latency(args.latency_ms)
+    fake.set_block_after(args.block_after, args.block_seconds)
     fake.start(args.port)
     print("listening on 127.0.0.1:%d" % fake.port, flush=True)
     done = threading.Event()

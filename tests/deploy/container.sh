@@ -5,9 +5,9 @@
 # status 0, and the image stays under 100 MB. Prints the image size and the build and run
 # wall times, and ends with a "container: N passed, N failed" line.
 #
-# Needs root (rootful podman). The build goes through ../shared/tools/container-build.sh
-# beside the repo, which brings podman/runc, a local debian:bookworm-slim and the engine
-# settings this kind of host needs; the run uses the same settings.
+# Builds with docker when its daemon answers, else podman (rootful: run as root, or through
+# sudo). When no registry answers, the debian:bookworm-slim base is made here from the Debian
+# mirror with debootstrap (tests/deploy/engine.sh); it is kept, so later runs reuse it.
 #
 # Networking: the container shares the host's network namespace (--network host), so the
 # daemon listens on 127.0.0.1:<free port> and reaches the fake upstream on 127.0.0.1
@@ -17,11 +17,12 @@
 #
 # Usage: tests/deploy/container.sh [--rmi]    (--rmi: remove the image afterwards; kept by
 #        default so that a rerun builds from the layer cache)
-# Env:   CONTAINER_TAG (default localhost/moviesd:test), CB_STATE (the build script's state)
+# Env:   CONTAINER_TAG (default localhost/moviesd:test)
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cb="$repo/../shared/tools/container-build.sh"
+# shellcheck source=engine.sh
+. "$repo/tests/deploy/engine.sh"
 tag=${CONTAINER_TAG:-localhost/moviesd:test}
 name=moviesd-test-$$
 max_bytes=100000000          # 100 MB
@@ -35,19 +36,15 @@ fail() { failed=$((failed + 1)); echo "FAIL $*"; }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else fail "$what"; fi; }
 finish() { echo "container: $passed passed, $failed failed"; ((failed == 0 && passed > 0)); exit $?; }
 
-if [[ $(id -u) != 0 ]]; then echo "FAIL: needs root for rootful podman"; exit 1; fi
-if [[ ! -f $cb ]]; then echo "FAIL: no container build script at $cb"; exit 1; fi
-
-export CONTAINERS_CONF=${CB_STATE:-/var/tmp/container-build}/containers.conf
-# Without systemd podman logs an error per call about its missing D-Bus connection.
-P() { podman "$@" 2> >(grep -v 'systemd connection\|dbus' >&2); }
+if [[ $(id -u) != 0 ]]; then exec sudo -n "$0" "$@"; fi
+engine_init || { echo "FAIL: no container engine"; exit 1; }
 
 upstream_pid=""
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
-    P rm -f -t 2 "$name" >/dev/null 2>&1
+    E rm -f "$name" >/dev/null 2>&1
     if [[ -n $upstream_pid ]]; then kill "$upstream_pid" 2>/dev/null; wait "$upstream_pid" 2>/dev/null; fi
-    ((rmi)) && P rmi -f "$tag" >/dev/null 2>&1
+    ((rmi)) && E rmi -f "$tag" >/dev/null 2>&1
     rm -rf "$tmp"
 }
 tmp=$(mktemp -d /tmp/moviesd-container.XXXXXX)
@@ -57,7 +54,14 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 # 1. build -------------------------------------------------------------------------------
 t0=$(date +%s.%N)
-if timeout "$build_timeout" bash "$cb" --no-run -t "$tag" "$repo" >"$tmp/build.log" 2>&1; then
+if engine_base_image; then ok "base image $BASE_IMAGE"; else fail "base image $BASE_IMAGE"; finish; fi
+version=$(sed -n 's/^project(moviesd VERSION \([0-9.]*\).*/\1/p' "$repo/CMakeLists.txt")
+revision=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
+# The origin when it is a public address; a clone of a local folder says nothing to others.
+source_url=$(git -C "$repo" config --get remote.origin.url 2>/dev/null)
+[[ $source_url =~ ^(https?|ssh|git)://|^git@ ]] || source_url=unknown
+if engine_build "$build_timeout" "$tag" "$repo" --build-arg VERSION="$version" \
+        --build-arg REVISION="$revision" --build-arg SOURCE="$source_url" >"$tmp/build.log" 2>&1; then
     ok "image builds"
 else
     fail "image builds (last lines of the log follow)"; tail -40 "$tmp/build.log"; finish
@@ -65,16 +69,26 @@ fi
 t1=$(date +%s.%N)
 build_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
 
-size=$(P image inspect "$tag" --format '{{.Size}}')
+size=$(E image inspect "$tag" --format '{{.Size}}')
 echo "image size: $size bytes ($(awk -v s="$size" 'BEGIN { printf "%.1f MB", s / 1e6 }'))"
 check "image under 100 MB" test "$size" -lt "$max_bytes"
-cfg=$(P image inspect "$tag" --format 'user={{.Config.User}} stop={{.Config.StopSignal}} entry={{.Config.Entrypoint}} health={{if .Config.Healthcheck}}{{.Config.Healthcheck.Test}}{{end}}')
+cfg=$(E image inspect "$tag" --format 'user={{.Config.User}} stop={{.Config.StopSignal}} entry={{.Config.Entrypoint}} health={{if .Config.Healthcheck}}{{.Config.Healthcheck.Test}}{{end}}')
 echo "image config: $cfg"
 check "numeric non-root user" grep -q 'user=10001:10001' <<<"$cfg"
 check "SIGTERM stop signal" grep -q 'stop=SIGTERM' <<<"$cfg"
 check "HEALTHCHECK runs moviesd health" grep -q 'health=\[CMD /usr/local/bin/moviesd health\]' <<<"$cfg"
+label() { E image inspect "$tag" --format "{{index .Config.Labels \"org.opencontainers.image.$1\"}}"; }
+echo "labels: licenses=$(label licenses) version=$(label version) revision=$(label revision) source=$(label source)"
+check "licenses label is MIT" test "$(label licenses)" = MIT
+check "version label is the project's ($version)" test "$(label version)" = "$version"
+check "revision label is the build's ($revision)" test "$(label revision)" = "$revision"
+check "source label is set" test -n "$(label source)"
+check "the image's daemon is that version" \
+    test "$(E run --rm --network none "$tag" --version 2>/dev/null)" = "moviesd $version"
+check "LICENSE shipped in the image" \
+    test -n "$(E run --rm --network none --entrypoint /bin/sh "$tag" -c 'grep -l "MIT License" /usr/local/share/doc/moviesd/LICENSE' 2>/dev/null)"
 check "no curl or wget in the image" \
-    test "$(P run --rm --network none --entrypoint /bin/sh "$tag" -c 'command -v curl wget || echo none' 2>/dev/null)" = none
+    test "$(E run --rm --network none --entrypoint /bin/sh "$tag" -c 'command -v curl wget || echo none' 2>/dev/null)" = none
 
 # 2. run against the fake upstream on loopback ------------------------------------------
 t2=$(date +%s.%N)
@@ -86,15 +100,16 @@ upstream=$(sed -n 's/.*listening on \([0-9.:]*\).*/\1/p' "$tmp/upstream.out" | h
 port=$(free_port)
 base=http://127.0.0.1:$port
 
-P run -d --name "$name" --network host --read-only --cap-drop=ALL \
-    --security-opt no-new-privileges --pids-limit 256 \
+E run -d --name "$name" --network host --read-only --cap-drop=ALL \
+    --security-opt no-new-privileges --pids-limit 256 --ulimit nofile=16384:16384 \
+    "${ENGINE_RUN_ULIMITS[@]}" \
     -e MOVIESD_LISTEN="127.0.0.1:$port" -e MOVIESD_UPSTREAM="http://$upstream" \
     "$tag" >/dev/null || { fail "container starts"; finish; }
 
 up=1
 for _ in $(seq 1 100); do
     curl -fsS -m 2 "$base/healthz" >"$tmp/healthz" 2>/dev/null && { up=0; break; }
-    [[ $(P inspect -f '{{.State.Running}}' "$name") == true ]] || break
+    [[ $(E inspect -f '{{.State.Running}}' "$name") == true ]] || break
     sleep 0.2
 done
 check "/healthz answers 200" test $up -eq 0
@@ -106,18 +121,27 @@ d=json.load(open(sys.argv[1])); m=d.get("movies") if isinstance(d,dict) else d
 print(len(m) if isinstance(m,list) else -1)' "$tmp/movies" 2>/dev/null || echo -1)
 echo "movies for beijing: $count"
 check "/movies lists movies" test "$count" -gt 0
-check "HEALTHCHECK passes (podman healthcheck run)" P healthcheck run "$name"
-check "runs as uid 10001" grep -q '^Uid:[[:space:]]*10001' <(P exec "$name" cat /proc/1/status)
-check "no effective capabilities" grep -q '^CapEff:[[:space:]]*0*$' <(P exec "$name" cat /proc/1/status)
-check "no new privileges" grep -q '^NoNewPrivs:[[:space:]]*1' <(P exec "$name" cat /proc/1/status)
-check "root file system is read-only" \
-    test -z "$(P exec "$name" sh -c 'touch /usr/local/bin/x && echo writable' 2>/dev/null)"
+check "HEALTHCHECK passes" engine_healthcheck "$name"
+check "runs as uid 10001" grep -q '^Uid:[[:space:]]*10001' <(E exec "$name" cat /proc/1/status)
+check "no capabilities even in the bounding set (--cap-drop=ALL)" \
+    grep -q '^CapBnd:[[:space:]]*0*$' <(E exec "$name" cat /proc/1/status)
+check "no new privileges" grep -q '^NoNewPrivs:[[:space:]]*1' <(E exec "$name" cat /proc/1/status)
+check "root file system is mounted read-only" \
+    grep -qE '^[^ ]+ / [^ ]+ ro[, ]' <(E exec "$name" cat /proc/mounts)
+# One open file per API and upstream connection, and 64 spares: what the daemon raises its
+# soft limit to, under the --ulimit the README's run command gives.
+need=$(E exec "$name" /usr/local/bin/moviesd --check-config |
+       awk '$1 == "max_connections" || $1 == "max_upstream_connections" { n += $3 } END { print n + 64 }')
+soft=$(E exec "$name" cat /proc/1/limits | awk '/^Max open files/ { print $4 }')
+echo "open-file limit: soft $soft, the settings need $need"
+check "the open-file limit covers max_connections ($soft >= $need)" test "${soft:-0}" -ge "${need:-1}"
 
-P stop -t 15 "$name" >/dev/null
-status=$(P inspect -f '{{.State.ExitCode}}' "$name")
+E stop -t 15 "$name" >/dev/null
+status=$(E inspect -f '{{.State.ExitCode}}' "$name")
 check "SIGTERM -> exit status 0 (got $status)" test "$status" = 0
-P logs "$name" >"$tmp/container.log" 2>&1
+E logs "$name" >"$tmp/container.log" 2>&1
 check "logged 'listening on'" grep -q 'listening on' "$tmp/container.log"
+check "no warning about the open-file limit" bash -c "! grep -q 'open-file limit' '$tmp/container.log'"
 t3=$(date +%s.%N)
 run_s=$(awk -v a="$t2" -v b="$t3" 'BEGIN { printf "%.1f", b - a }')
 echo "--- container log (last lines) ---"; tail -15 "$tmp/container.log"

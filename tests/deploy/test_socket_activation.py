@@ -27,8 +27,12 @@ def main():
         env = {k: v for k, v in os.environ.items() if not k.startswith("MOVIESD_")}
         env.pop("NOTIFY_SOCKET", None)
         # The --listen address is a decoy: with a socket handed over it must stay unbound.
+        # Politeness off: at the default 2 s between requests the fake's 40 movies would
+        # outlast request_deadline, and the pacing is not what this test is about.
         daemon = dt.Process(["systemd-socket-activate", "-l", f"127.0.0.1:{port}", moviesd,
-                             "--upstream", upstream_url, "--listen", f"127.0.0.1:{own}"], env=env)
+                             "--upstream", upstream_url, "--listen", f"127.0.0.1:{own}",
+                             "--min-request-interval-ms", "0", "--max-requests-per-minute", "0"],
+                            env=env)
         # systemd-socket-activate execs the daemon on the first connection; the probe is it.
         base = f"http://127.0.0.1:{port}"
         c.check(dt.wait_http(base + "/healthz", 20), "/healthz answers 200 on the handed socket",

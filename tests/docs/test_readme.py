@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""README.md documents every setting exactly as the settings table says (the table in the
-README is `moviesd --settings-markdown`), and starts with the two set-up commands."""
+"""README.md documents every setting and every API error exactly as their tables say (the
+README's tables are `moviesd --settings-markdown` and `moviesd --errors-markdown`), and starts
+with the two set-up commands."""
 import os
 import re
 import subprocess
@@ -25,6 +26,14 @@ def check(cond, what):
 table = subprocess.run([daemon, "--settings-markdown"], capture_output=True, text=True,
                        check=True, env=env).stdout.strip()
 check(table in readme, "README.md's settings table differs from `moviesd --settings-markdown`")
+errors = subprocess.run([daemon, "--errors-markdown"], capture_output=True, text=True,
+                        check=True, env=env).stdout.strip()
+check(errors in readme, "README.md's error table differs from `moviesd --errors-markdown`")
+section = re.search(r"^### Errors\n(.*?)^#", readme, re.M | re.S)
+check(section is not None and errors in section.group(1),
+      "the error table is not in README.md's Errors section")
+codes = re.findall(r"^\| \d{3} \| `([a-z_]+)` \|", errors, re.M)
+check(len(codes) >= 10 and len(set(codes)) == len(codes), "error codes %r" % codes)
 help_text = subprocess.run([daemon, "--help"], capture_output=True, text=True, check=True, env=env).stdout
 for key in re.findall(r"^\| `([a-z_]+)` \|", table, re.M):
     check("--" + key.replace("_", "-") in help_text, "--help lacks --%s" % key)

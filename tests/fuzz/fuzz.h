@@ -84,11 +84,19 @@ static inline int fuzz_utf8_valid(const char *s, size_t len)
     return 1;
 }
 
-/* Whether s is NULL, or a non-empty UTF-8 string: how lib/ reports an unknown or a known
- * text field. */
+/* Whether s holds one of the invisible marks extracted text never keeps: U+200B, U+200E,
+ * U+200F or U+FEFF. */
+static inline int fuzz_has_mark(const char *s)
+{
+    return strstr(s, "\xE2\x80\x8B") || strstr(s, "\xE2\x80\x8E") || strstr(s, "\xE2\x80\x8F") ||
+           strstr(s, "\xEF\xBB\xBF");
+}
+
+/* Whether s is NULL, or a non-empty UTF-8 string without invisible marks: how lib/ reports
+ * an unknown or a known text field. */
 static inline int fuzz_text_ok(const char *s)
 {
-    return s == NULL || (s[0] != '\0' && fuzz_utf8_valid(s, strlen(s)));
+    return s == NULL || (s[0] != '\0' && fuzz_utf8_valid(s, strlen(s)) && !fuzz_has_mark(s));
 }
 
 /* Whether err (errlen bytes) holds a non-empty, NUL-terminated UTF-8 message: the reason a
@@ -99,7 +107,8 @@ static inline int fuzz_message_ok(const char *err, size_t errlen)
     return nul != NULL && nul != err && fuzz_utf8_valid(err, (size_t)(nul - err));
 }
 
-/* The fetch time of every fuzzed movie (a fixed day keeps runs reproducible). */
+/* The fetch time of every fuzzed movie, 2024-12-01T00:00:00Z (a fixed day keeps runs
+ * reproducible). */
 #define FETCHED_AT ((time_t)1733011200)
 
 /* Quiets logging (formatting log lines is fuzz_escape's job) and returns the number of

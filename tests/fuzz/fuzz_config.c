@@ -26,7 +26,7 @@ static const char *string_of(const struct config *c, const struct setting *s)
     return *(char *const *)(const void *)((const char *)c + s->offset);
 }
 
-/* The config's value of an integer or log-level setting. */
+/* The config's value of an integer, log-level or choice setting. */
 static long long integer_of(const struct config *c, const struct setting *s)
 {
     return *(const long long *)(const void *)((const char *)c + s->offset);
@@ -37,7 +37,8 @@ static int config_same(const struct config *a, const struct config *b)
 {
     for (size_t i = 0; i < config_settings_count; i++) {
         const struct setting *s = &config_settings[i];
-        if (s->type == SETTING_INTEGER || s->type == SETTING_LOG_LEVEL) {
+        if (s->type == SETTING_INTEGER || s->type == SETTING_LOG_LEVEL ||
+            s->type == SETTING_CHOICE) {
             if (integer_of(a, s) != integer_of(b, s))
                 return 0;
         } else {
@@ -117,7 +118,8 @@ static void fuzz_values(const char *value)
         if (r == 0) {
             if (s->type == SETTING_INTEGER)
                 FUZZ_CHECK(integer_of(&c, s) >= s->min && integer_of(&c, s) <= s->max);
-            else if (s->type == SETTING_STRING || s->type == SETTING_LISTEN)
+            else if (s->type == SETTING_STRING || s->type == SETTING_LISTEN ||
+                     s->type == SETTING_CITY_LIST)
                 FUZZ_CHECK(strcmp(string_of(&c, s), value) == 0);
             check_printed(&c);
         } else {

@@ -4,8 +4,9 @@
  *
  * Checked besides memory safety: a verdict other than DOUBAN_OK comes with a UTF-8 reason;
  * numbers are unknown (-1) or in the ranges the extractor promises; text fields are NULL or
- * non-empty UTF-8 (never a silent null in the JSON); the detail JSON serialises and reads
- * back equal; the API object has every key and serialises, with and without a detail. */
+ * non-empty UTF-8 without invisible marks (never a silent null in the JSON); the detail JSON
+ * serialises and reads back equal; the API object has every key and serialises, with and
+ * without a detail, its release date the page's mainland day when it has one. */
 #include "fuzz.h"
 
 #include <jansson.h>
@@ -14,8 +15,6 @@
 #include "douban.h"
 #include "log.h"
 #include "movie.h"
-
-/* 2024-12-01T00:00:00Z: a fixed fetch time keeps runs reproducible. */
 
 /* How many keys movie_json() gives a movie: every one, always. */
 static size_t movie_keys;
@@ -60,21 +59,35 @@ static void check_detail(const struct movie_detail *d)
     check_list(&d->languages);
 }
 
-/* The API's movie for a listing item with detail (may be NULL) or the error. */
+/* The API's movie for a listing item (listed with a day, then with the month alone) with
+ * detail (may be NULL) or the error. */
 static void check_movie(const json_t *detail, const struct movie_detail *d,
                         const struct detail_error *error)
 {
-    struct listing_item item = {.id = "1", .url = "https://movie.douban.com/subject/1/",
-                                .release_date = "12月25日", .wish_count = 7};
-    json_t *movie = movie_json(&item, detail, error, FETCHED_AT);
-    FUZZ_CHECK(json_is_object(movie) && json_object_size(movie) == movie_keys);
-    if (d != NULL) {
-        FUZZ_CHECK(json_is_string(json_object_get(movie, "title")) == (d->title != NULL));
-        FUZZ_CHECK(json_is_string(json_object_get(movie, "summary")) == (d->summary != NULL));
-        FUZZ_CHECK(json_array_size(json_object_get(movie, "actors")) == d->actors.n);
+    static char day[] = "12月25日", month[] = "12月";
+    char *const listed[] = {day, month};
+    for (size_t i = 0; i < sizeof listed / sizeof listed[0]; i++) {
+        struct listing_item item = {.id = "1", .url = "https://movie.douban.com/subject/1/",
+                                    .release_date = listed[i], .wish_count = 7};
+        json_t *movie = movie_json(&item, detail, error, FETCHED_AT);
+        FUZZ_CHECK(json_is_object(movie) && json_object_size(movie) == movie_keys);
+        const char *iso = json_string_value(json_object_get(movie, "release_date_iso"));
+        const char *precision = json_string_value(json_object_get(movie, "release_date_precision"));
+        const char *cn = d ? d->release_date_cn : NULL;
+        FUZZ_CHECK(iso != NULL && precision != NULL);
+        if (cn != NULL)
+            FUZZ_CHECK(strcmp(iso, cn) == 0 && strcmp(precision, "day") == 0);
+        else
+            FUZZ_CHECK(strcmp(iso, i == 0 ? "2024-12-25" : "2024-12") == 0 &&
+                       strcmp(precision, i == 0 ? "day" : "month") == 0);
+        if (d != NULL) {
+            FUZZ_CHECK(json_is_string(json_object_get(movie, "title")) == (d->title != NULL));
+            FUZZ_CHECK(json_is_string(json_object_get(movie, "summary")) == (d->summary != NULL));
+            FUZZ_CHECK(json_array_size(json_object_get(movie, "actors")) == d->actors.n);
+        }
+        fuzz_check_roundtrip(movie);
+        json_decref(movie);
     }
-    fuzz_check_roundtrip(movie);
-    json_decref(movie);
 }
 
 /* Quiets logging and learns the number of keys of an API movie. */
@@ -103,7 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_decref(detail);
     } else {
         FUZZ_CHECK(fuzz_message_ok(err, sizeof err));
-        struct detail_error error = {.code = douban_verdict_name(v), .status = 200};
+        struct detail_error error = {.code = API_ERROR_UPSTREAM_CHANGED, .status = 200};
         snprintf(error.message, sizeof error.message, "%s", err);
         check_movie(NULL, NULL, &error);
     }

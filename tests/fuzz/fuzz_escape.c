@@ -6,8 +6,8 @@
  * sees any write past outlen or read past len.
  *
  * Checked for every outlen: the result is out, NUL-terminated within outlen (so at most
- * outlen-1 bytes), strict UTF-8 without control bytes, C1 controls, quotes or lone
- * backslashes (a backslash always starts \xNN); it is the longest prefix of the unbounded
+ * outlen-1 bytes), strict UTF-8 without control bytes, C1 controls, bidirectional or
+ * line-breaking format controls, quotes or lone backslashes (a backslash always starts \xNN); it is the longest prefix of the unbounded
  * escape that fits without cutting a character or an escape; and the unbounded escape
  * decodes back to the text up to len or the first NUL.
  *
@@ -15,7 +15,7 @@
  * stderr pointed at a pipe for the call (a crash inside it saves the input but its report
  * is lost: rerun the input to see it), alone or after blanks that put it where a long line
  * is cut (byte 1 picks). Its line must be one line of at most 4096 bytes, free of control
- * bytes but tabs, and cut only between UTF-8 characters. */
+ * bytes but tabs and of format controls, and cut only between UTF-8 characters. */
 #include "fuzz.h"
 
 #include <fcntl.h>
@@ -26,6 +26,23 @@
 /* The pipe log_write's lines go to. */
 static int log_pipe[2] = {-1, -1};
 
+/* The code point of the n-byte strict UTF-8 sequence at p. */
+static uint32_t code_point(const unsigned char *p, size_t n)
+{
+    static const unsigned char lead_mask[] = {0, 0x7F, 0x1F, 0x0F, 0x07};
+    uint32_t cp = p[0] & lead_mask[n];
+    for (size_t i = 1; i < n; i++)
+        cp = (cp << 6) | (p[i] & 0x3Fu);
+    return cp;
+}
+
+/* Whether cp is one of the format controls log_escape must hide. */
+static int format_control(uint32_t cp)
+{
+    return cp == 0x061C || cp == 0x200E || cp == 0x200F || (cp >= 0x2028 && cp <= 0x202E) ||
+           (cp >= 0x2066 && cp <= 0x2069);
+}
+
 /* Checks the escaped text s: what may appear in a log line. */
 static void check_output(const char *s)
 {
@@ -34,6 +51,7 @@ static void check_output(const char *s)
     FUZZ_CHECK(fuzz_utf8_valid(s, len));
     for (size_t i = 0; i < len;) {
         size_t n = fuzz_utf8_len(p + i, len - i);
+        FUZZ_CHECK(!format_control(code_point(p + i, n)));
         if (n == 1) {
             FUZZ_CHECK(p[i] >= 0x20 && p[i] != 0x7F && p[i] != '"');
             if (p[i] == '\\') {
@@ -109,6 +127,12 @@ static void check_log_line(const char *text, int journal, int pad)
     FUZZ_CHECK(read(log_pipe[0], line + n, sizeof line - (size_t)n) < 0);  /* one write */
     for (ssize_t i = 0; i < n - 1; i++)
         FUZZ_CHECK((unsigned char)line[i] >= 0x20 ? line[i] != 0x7F : line[i] == '\t');
+    const unsigned char *p = (const unsigned char *)line;
+    for (size_t i = 0; i < (size_t)n - 1;) {
+        size_t len = fuzz_utf8_len(p + i, (size_t)n - 1 - i);
+        FUZZ_CHECK(len == 0 || !format_control(code_point(p + i, len)));
+        i += len ? len : 1;
+    }
     if (fuzz_utf8_valid(text, strlen(text)))
         FUZZ_CHECK(fuzz_utf8_valid(line, (size_t)n));
 }

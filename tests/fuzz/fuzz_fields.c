@@ -1,7 +1,7 @@
 /* libFuzzer target: the small parsers of short untrusted strings, each against a plain
  * reference written here: douban_city_valid (the city of an API path),
- * movie_parse_listing_date (a listing's "MM月DD日") and movie_listing_date_iso (that date
- * placed in a year, for any fetch time the daemon can have).
+ * movie_parse_listing_date (a listing's "MM月DD日", or "MM月" alone) and
+ * movie_listing_date_iso (that date placed in a year, for any fetch time the daemon can have).
  *
  * Input: 8 bytes of fetch time (little-endian, folded into 1970..9999, the range time(NULL)
  * can give and gmtime can show), then the string. */
@@ -36,27 +36,32 @@ static long day_number(int base, int y, int m, int d)
     return n + d - 1;
 }
 
-/* The reference for douban_city_valid: 1-32 of [a-z] and nothing else. */
+/* The reference for douban_city_valid: 1-32 of [a-z], or 1-32 of [0-9], and nothing else. */
 static int city_reference(const char *s)
 {
     size_t n = strlen(s);
     if (n < 1 || n > 32)
         return 0;
+    int letters = s[0] >= 'a' && s[0] <= 'z';
     for (size_t i = 0; i < n; i++)
-        if (s[i] < 'a' || s[i] > 'z')
+        if (letters ? (s[i] < 'a' || s[i] > 'z') : (s[i] < '0' || s[i] > '9'))
             return 0;
     return 1;
 }
 
-/* The reference for movie_parse_listing_date: month and day, or 0 if s is not a date. */
+/* The reference for movie_parse_listing_date: month and day (0 for a month alone), or 0 if
+ * s is not a date. */
 static int date_reference(const char *s, int *month, int *day)
 {
-    if (strlen(s) != 10)
+    if (strlen(s) != 10 && strlen(s) != 5)
         return 0;
     for (int m = 1; m <= 12; m++)
-        for (int d = 1; d <= 31; d++) {
+        for (int d = 0; d <= 31; d++) {
             char want[16];
-            snprintf(want, sizeof want, "%02d月%02d日", m, d);
+            if (d == 0)
+                snprintf(want, sizeof want, "%02d月", m);
+            else
+                snprintf(want, sizeof want, "%02d月%02d日", m, d);
             if (strcmp(s, want) == 0) {
                 *month = m;
                 *day = d;
@@ -68,7 +73,8 @@ static int date_reference(const char *s, int *month, int *day)
 
 /* Checks movie_listing_date_iso's answer for (month, day) fetched at t: the earliest of
  * last, this and next year (China's calendar) that is at most 30 days before the fetch day
- * and less than a year after it, or -1 when none is. */
+ * and less than a year after it, or -1 when none is. A month alone (day 0) is placed as its
+ * last day would be, and written YYYY-MM. */
 static void check_iso(const char *s, int month, int day, time_t t)
 {
     char *out = malloc(11);   /* exactly the promised size, for ASan */
@@ -82,19 +88,25 @@ static void check_iso(const char *s, int month, int day, time_t t)
     if (fy >= 1000 && fy <= 9998) {
         long today = day_number(fy - 1, fy, fm, fd);
         for (int y = fy - 1; y <= fy + 1 && want == 0; y++) {
-            if (day > days_in(y, month) || day_number(fy - 1, y, month, day) < today - 30)
+            int d = day > 0 ? day : days_in(y, month);
+            if (d > days_in(y, month) || day_number(fy - 1, y, month, d) < today - 30)
                 continue;
-            if (y == fy + 1 && (month > fm || (month == fm && day >= fd)))
+            if (y == fy + 1 && (month > fm || (month == fm && d >= fd)))
                 continue;
             want = y;
         }
+        /* Every month fits some year: its own in the fetch year at the latest, the next. */
+        FUZZ_CHECK(day > 0 || want != 0);
     }
     if (want == 0) {
         FUZZ_CHECK(r == -1);
     } else {
         char expected[16];
-        snprintf(expected, sizeof expected, "%04d-%02d-%02d", want, month, day);
-        FUZZ_CHECK(r == 0 && memcmp(out, expected, 11) == 0);
+        if (day > 0)
+            snprintf(expected, sizeof expected, "%04d-%02d-%02d", want, month, day);
+        else
+            snprintf(expected, sizeof expected, "%04d-%02d", want, month);
+        FUZZ_CHECK(r == 0 && strcmp(out, expected) == 0);
     }
     free(out);
 }

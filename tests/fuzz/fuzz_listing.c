@@ -1,11 +1,12 @@
 /* libFuzzer target: a coming-soon page from the upstream, as scrape.c hands it over
- * (upstream host 127.0.0.1, a 200-byte reason buffer), through douban_parse_listing and
- * then the API's JSON of every item, as scrape_finish() builds it.
+ * (upstream host 127.0.0.1, city beijing, a 200-byte reason buffer), through
+ * douban_parse_listing and then the API's JSON of every item, as scrape_finish() builds it.
  *
  * Checked besides memory safety: a verdict other than DOUBAN_OK comes with a reason that is
  * UTF-8 (it goes into a JSON error); every item has a numeric id and the canonical URL; a
- * field that was extracted is non-empty UTF-8, so it never turns into a silent null in the
- * JSON; the JSON has every key, serialises, and reads back equal. */
+ * field that was extracted is non-empty UTF-8 without invisible marks, so it never turns
+ * into a silent null in the JSON; the date's ISO form and precision agree with the listed
+ * date; the JSON has every key, serialises, and reads back equal. */
 #include "fuzz.h"
 
 #include <jansson.h>
@@ -13,8 +14,6 @@
 #include "douban.h"
 #include "log.h"
 #include "movie.h"
-
-/* 2024-12-01T00:00:00Z: a fixed fetch time keeps runs reproducible. */
 
 /* How many keys movie_json() gives a movie: every one, always. */
 static size_t movie_keys;
@@ -58,6 +57,19 @@ static void check_json(const struct listing_item *it)
     FUZZ_CHECK(json_is_string(json_object_get(movie, "thumbnail")) == (it->thumbnail != NULL));
     FUZZ_CHECK(json_array_size(json_object_get(movie, "genres")) == it->genres.n);
     FUZZ_CHECK(json_array_size(json_object_get(movie, "regions")) == it->regions.n);
+    /* A listed day gives YYYY-MM-DD (or null: a day no year near FETCHED_AT has), a listed
+     * month YYYY-MM; the precision says which, and is null exactly when the date is. */
+    const char *iso = json_string_value(json_object_get(movie, "release_date_iso"));
+    const char *precision = json_string_value(json_object_get(movie, "release_date_precision"));
+    int month_only = it->release_date && strlen(it->release_date) == 5;
+    FUZZ_CHECK((iso == NULL) == (precision == NULL));
+    FUZZ_CHECK(it->release_date != NULL || iso == NULL);
+    FUZZ_CHECK(!month_only || iso != NULL);
+    if (iso != NULL) {
+        FUZZ_CHECK(strlen(iso) == (month_only ? 7u : 10u));
+        FUZZ_CHECK(strcmp(precision, month_only ? "month" : "day") == 0);
+        FUZZ_CHECK(strncmp(iso + 5, it->release_date, 2) == 0);
+    }
     fuzz_check_roundtrip(movie);
     json_decref(movie);
 }
@@ -77,8 +89,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct listing l = {0};
     char err[200];
     memset(err, 'x', sizeof err);
-    enum douban_verdict v = douban_parse_listing((const char *)data, size, "127.0.0.1", &l, err,
-                                                 sizeof err);
+    enum douban_verdict v = douban_parse_listing((const char *)data, size, "127.0.0.1", "beijing",
+                                                 &l, err, sizeof err);
     FUZZ_CHECK(v >= DOUBAN_OK && v <= DOUBAN_MALFORMED);
     if (v != DOUBAN_OK)
         FUZZ_CHECK(fuzz_message_ok(err, sizeof err));

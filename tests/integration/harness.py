@@ -14,6 +14,9 @@
 Every daemon is started as `$TEST_DAEMON_BIN --listen 127.0.0.1:0 --upstream <fake> [flags]`, its
 stderr read on a thread (all lines kept: d.lines()), and killed by PID when the block ends
 (and at exit). Polling with a deadline (wait_until) replaces sleeps. Python 3.11 stdlib only.
+
+Beside it, helpers that are not test scripts (only test_*.py are): loadgen.py, the load
+tests' client threads; fake_process.py, the fake upstream in a child process.
 """
 
 import atexit
@@ -22,10 +25,12 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -65,6 +70,27 @@ def expect_eq(actual, expected, msg=""):
         raise TestFailure("%s%sexpected %r, got %r" % (msg, ": " if msg else "", expected, actual))
 
 
+def listing_path(city):
+    """The fake upstream's path of a city's coming-soon listing."""
+    return "/cinema/later/%s/" % city
+
+
+def subject_path(mid):
+    """The fake upstream's path of a movie's page."""
+    return "/subject/%d/" % mid
+
+
+class TempDir:
+    """with TempDir() as path: a new folder, removed with what it holds at the end."""
+
+    def __enter__(self):
+        self.path = tempfile.mkdtemp(prefix="moviesd-test-")
+        return self.path
+
+    def __exit__(self, *exc):
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
 def wait_until(pred, timeout, msg="condition", interval=0.01):
     """Polls pred() until it returns a true value (returned) or timeout seconds pass."""
     deadline = time.monotonic() + timeout
@@ -85,12 +111,15 @@ _children = set()
 _children_lock = threading.Lock()
 
 
-def _track(proc):
+def track_child(proc):
+    """Adds a started subprocess.Popen to those kill_children() kills (at the end of each test,
+    on the script deadline and at exit); its owner still stops it by PID and untracks it."""
     with _children_lock:
         _children.add(proc)
 
 
-def _untrack(proc):
+def untrack_child(proc):
+    """Removes proc from the tracked children once its owner has stopped and reaped it."""
     with _children_lock:
         _children.discard(proc)
 
@@ -109,7 +138,7 @@ def kill_children():
             p.wait(5)
         except subprocess.TimeoutExpired:
             pass
-        _untrack(p)
+        untrack_child(p)
 
 
 atexit.register(kill_children)
@@ -203,7 +232,7 @@ class Daemon:
             env.update(self.env)
         self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=env)
-        _track(self.proc)
+        track_child(self.proc)
         for name, stream in (("stderr", self.proc.stderr), ("stdout", self.proc.stdout)):
             t = threading.Thread(target=self._reader, args=(name, stream), daemon=True)
             t.start()
@@ -286,17 +315,26 @@ class Daemon:
         return None if first is None else "\n".join(lines[first:first + 25])
 
     # -- HTTP --------------------------------------------------------------------------
+    # Most tests check what a complete answer holds: their /movies requests ask for it
+    # (wait=details) unless the test turns this off to see the listing-first answer.
+    complete_answers = True
+
+    def target(self, path):
+        if self.complete_answers and path.startswith("/movies?") and "wait=" not in path:
+            return path + "&wait=details"
+        return path
+
     def request(self, method, path, headers=None, body=None, timeout=HTTP_TIMEOUT):
-        return http_request(self.port, method, path, headers, body, timeout)
+        return http_request(self.port, method, self.target(path), headers, body, timeout)
 
     def get(self, path, headers=None, timeout=HTTP_TIMEOUT):
-        return http_request(self.port, "GET", path, headers, timeout=timeout)
+        return http_request(self.port, "GET", self.target(path), headers, timeout=timeout)
 
     def head(self, path, headers=None, timeout=HTTP_TIMEOUT):
-        return http_request(self.port, "HEAD", path, headers, timeout=timeout)
+        return http_request(self.port, "HEAD", self.target(path), headers, timeout=timeout)
 
     def get_json(self, path, headers=None, timeout=HTTP_TIMEOUT):
-        return get_json(self.port, path, headers, timeout)
+        return get_json(self.port, self.target(path), headers, timeout)
 
     # -- process -----------------------------------------------------------------------
     def signal(self, sig):
@@ -327,7 +365,7 @@ class Daemon:
         rc = self.proc.wait()
         for t in self._readers:
             t.join(2)
-        _untrack(self.proc)
+        untrack_child(self.proc)
         return rc
 
     def kill(self):
@@ -341,7 +379,7 @@ class Daemon:
         self.proc.wait()
         for t in self._readers:
             t.join(2)
-        _untrack(self.proc)
+        untrack_child(self.proc)
 
     def rss_peak_kib(self):
         """VmHWM of the running process in KiB (Linux), or None."""
@@ -509,7 +547,7 @@ def run_cli(args, timeout=60.0, env=None):
         e.update(env)
     p = subprocess.Popen([moviesd_bin()] + list(args), stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e)
-    _track(p)
+    track_child(p)
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -521,7 +559,7 @@ def run_cli(args, timeout=60.0, env=None):
         if p.poll() is None:
             p.kill()
             p.wait()
-        _untrack(p)
+        untrack_child(p)
     err_text = err.decode("utf-8", "replace")
     m = SANITIZER_RE.search(err_text)
     if m:
@@ -534,7 +572,14 @@ def run_cli(args, timeout=60.0, env=None):
 # Contract checks shared by the scripts
 # ----------------------------------------------------------------------------------------
 
-TOP_KEYS = {"city", "source", "fetched_at", "count", "stale", "movies"}
+def _city_names():
+    """slug -> Chinese name, from the city table the daemon is built with."""
+    with open(os.path.join(REPO, "lib", "city_table.c"), encoding="utf-8") as f:
+        return dict(re.findall(r'^\s*\{"([a-z0-9]+)", "[0-9]+", "([^"]+)"\},', f.read(), re.M))
+
+
+CITY_NAMES = _city_names()
+TOP_KEYS = {"city", "city_name", "source", "fetched_at", "count", "complete", "pending", "stale", "movies"}
 FETCHED_AT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
 
@@ -571,6 +616,7 @@ def expect_doc(doc, fake, city):
     expect(isinstance(doc, dict), "answer is not an object: %r" % (doc,))
     expect_eq(set(doc), TOP_KEYS, "top-level keys")
     expect_eq(doc["city"], city, "city")
+    expect_eq(doc["city_name"], CITY_NAMES.get(city), "city_name")
     expect_eq(doc["source"], "%s/cinema/later/%s/" % (fake.base_url, city), "source")
     expect(isinstance(doc["fetched_at"], str) and FETCHED_AT_RE.match(doc["fetched_at"]),
            "fetched_at not YYYY-MM-DDTHH:MM:SSZ: %r" % doc["fetched_at"])
@@ -581,6 +627,17 @@ def expect_doc(doc, fake, city):
     for m in doc["movies"]:
         expect(isinstance(m, dict), "movie is not an object: %r" % (m,))
         expect_eq(sorted(m), sorted(MOVIE_KEYS), "keys of movie %s" % m.get("id"))
+        expect(m["detail_status"] in ("ok", "pending", "failed"),
+               "detail_status of %s: %r" % (m["id"], m["detail_status"]))
+        expect_eq(m["detail_error"] is not None, m["detail_status"] == "failed",
+                  "movie %s: detail_error set exactly when detail_status is failed" % m["id"])
+    pending = sum(m["detail_status"] == "pending" for m in doc["movies"])
+    failed = sum(m["detail_status"] == "failed" for m in doc["movies"])
+    expect_eq(doc["pending"], pending, "pending: the movies marked pending")
+    # Not complete: movies pending, or failed ones still to be asked again.
+    expect(not doc["complete"] or pending == 0, "complete with %d movies pending" % pending)
+    expect(doc["complete"] or pending > 0 or failed > 0,
+           "not complete with nothing pending or failed")
     return doc
 
 
@@ -646,6 +703,31 @@ def get_metrics(d):
 def metric(samples, name, **labels):
     """The value of one sample of parse_metrics() output, or None if absent."""
     return samples.get((name, tuple(sorted(labels.items()))))
+
+
+def readyz_breaker(d):
+    """The breaker as /readyz reports it, {"open": bool} plus "retry_after" (seconds) while
+    open; TestFailure unless /readyz is 200 {"status": "ready", "breaker": ...}. An open
+    breaker leaves the daemon ready: cached answers are still served."""
+    r = d.get("/readyz")
+    expect(r.status == 200, "GET /readyz: %d %r" % (r.status, r.body[:200]))
+    doc = r.json()
+    expect(isinstance(doc, dict) and doc.get("status") == "ready", "/readyz body %r" % (doc,))
+    b = doc.get("breaker")
+    expect(isinstance(b, dict) and isinstance(b.get("open"), bool),
+           "/readyz without a breaker {\"open\": bool}: %r" % (doc,))
+    if b["open"]:
+        ra = b.get("retry_after")
+        expect(isinstance(ra, int) and not isinstance(ra, bool) and ra > 0,
+               "/readyz breaker.retry_after %r while open" % (ra,))
+    else:
+        expect_eq(set(b), {"open"}, "/readyz breaker keys while closed")
+    return b
+
+
+def breaker_closed(d):
+    """True when /readyz says the breaker is closed (requests go to the upstream). For polling."""
+    return not readyz_breaker(d)["open"]
 
 
 # ----------------------------------------------------------------------------------------
@@ -746,16 +828,22 @@ def serve_once(port, timeout=2.0):
         s.close()
 
 
-def get_in_background(d, path, timeout=30):
-    """Starts d.get(path) on a thread; returns (thread, result) where result gets "r" (the
-    response) or "e" (the exception) once the thread ends."""
+def call_in_background(fn, *args, **kwargs):
+    """Starts fn(*args, **kwargs) on a daemon thread; returns (thread, result) where result gets
+    "r" (what fn returned) or "e" (the exception it raised) once the thread ends, and is empty
+    while it runs."""
     result = {}
 
-    def client():
+    def call():
         try:
-            result["r"] = d.get(path, timeout=timeout)
+            result["r"] = fn(*args, **kwargs)
         except Exception as e:  # noqa: BLE001
             result["e"] = e
-    t = threading.Thread(target=client, daemon=True)
+    t = threading.Thread(target=call, daemon=True)
     t.start()
     return t, result
+
+
+def get_in_background(d, path, timeout=30):
+    """Starts d.get(path) on a thread: (thread, result) as call_in_background, "r" the Response."""
+    return call_in_background(d.get, path, timeout=timeout)

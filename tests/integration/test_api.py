@@ -2,12 +2,16 @@
 """The HTTP API: the answer's shape and content, request validation, methods, HEAD, healthz,
 access log."""
 
+import os
 import re
+import signal
 import uuid
 
-from harness import (MOVIE_KEYS, OFFHOST_IDS, SIDEBAR_IDS, expect, expect_answer, expect_eq,
-                     expect_error, expect_json_type, expect_movie, movie_spec, raw_request, run,
-                     scenario, test, wait_until)
+from harness import (MOVIE_KEYS, OFFHOST_IDS, REPO, SIDEBAR_IDS, TempDir, expect, expect_answer,
+                     expect_eq, expect_error, expect_json_type, expect_movie, movie_spec,
+                     raw_request, run, scenario, test, wait_until)
+from harness import diff_movie, expected_movie
+from fake_upstream import MARKS, expected_month_only
 
 
 @test
@@ -18,6 +22,49 @@ def healthz():
         expect_json_type(r)
         expect_eq(r.json(), {"status": "ok"}, "body")
         expect_eq(fake.total, 0, "upstream requests for /healthz")
+
+
+def table_rows():
+    """The (slug, id, name) rows of lib/city_table.c, in its order."""
+    with open(os.path.join(REPO, "lib", "city_table.c"), encoding="utf-8") as f:
+        return re.findall(r'^    \{"([^"]*)", "([^"]*)", "([^"]*)"\},$', f.read(), re.M)
+
+
+@test
+def cities_list():
+    """GET /cities: {"count", "cities": [{"slug", "id", "name"}]}, the whole table sorted by
+    slug, cacheable with an ETag that a 304 honours; HEAD alike without a body; no upstream
+    request."""
+    with scenario() as (fake, d):
+        r = d.get("/cities")
+        expect_eq(r.status, 200, "status")
+        expect_json_type(r)
+        doc = r.json()
+        expect_eq(list(doc), ["count", "cities"], "keys")
+        cities = doc["cities"]
+        expect_eq(doc["count"], 343, "count")
+        expect_eq(len(cities), doc["count"], "entries vs count")
+        expect(all(list(c) == ["slug", "id", "name"] for c in cities), "entry keys")
+        expect_eq([(c["slug"], c["id"], c["name"]) for c in cities], table_rows(),
+                  "entries vs lib/city_table.c")
+        slugs = [c["slug"].encode() for c in cities]
+        expect_eq(slugs, sorted(set(slugs)), "sorted by slug, each once")
+        expect({"slug": "beijing", "id": "108288", "name": "北京"} in cities, "beijing")
+        expect({"slug": "118378", "id": "118378", "name": "榆林"} in cities, "a city by its id")
+        expect(all(re.fullmatch(r"[a-z]{1,32}|[0-9]{1,32}", c["slug"]) for c in cities),
+               "slugs the API accepts")
+        expect_eq(r.headers.get("cache-control"), "public, max-age=86400", "Cache-Control")
+        etag = r.headers.get("etag")
+        expect(etag and re.fullmatch(r'"[0-9a-f]{16}"', etag), "ETag %r" % etag)
+        again = d.get("/cities")
+        expect_eq((again.headers.get("etag"), again.body), (etag, r.body), "second answer")
+        nm = d.get("/cities", headers={"If-None-Match": etag})
+        expect_eq((nm.status, nm.body), (304, b""), "If-None-Match")
+        h = d.head("/cities")
+        expect_eq((h.status, h.body, h.headers.get("etag")), (200, b"", etag), "HEAD")
+        expect_eq(h.headers.get("content-length"), str(len(r.body)), "HEAD Content-Length")
+        expect_error(d.request("POST", "/cities"), 405, "method_not_allowed")
+        expect_eq(fake.total, 0, "upstream requests for /cities")
 
 
 @test
@@ -94,6 +141,54 @@ def title_entities_decoded():
         expect(all(("&" in t) or ("/" in t) for t in got), "titles carry & or /: %r" % got)
 
 
+def _strings(v):
+    """Every string in a JSON value, keys included."""
+    if isinstance(v, str):
+        yield v
+    elif isinstance(v, list):
+        for x in v:
+            yield from _strings(x)
+    elif isinstance(v, dict):
+        for k, x in v.items():
+            yield k
+            yield from _strings(x)
+
+
+@test
+def douban_text_quirks():
+    """Douban's invisible marks (U+200E, U+200F, U+200B, U+FEFF) in and around every text and
+    attribute of the listing and the movie pages never reach the answer; a date with the month
+    alone ("07月") is release_date "07月", release_date_iso "YYYY-MM", precision "month"."""
+    with scenario() as (fake, d):
+        both = fake.city_ids("beijing")
+        marks_only = fake.set_city("chengdu", [36000500 + i for i in range(12)])
+        fake.set_text_quirks("beijing", month_only=True, invisible_marks=True)
+        fake.set_text_quirks("chengdu", invisible_marks=True)
+        for city, ids in (("beijing", both), ("chengdu", marks_only)):
+            r = d.get("/movies?city=" + city)
+            doc = expect_answer(r, fake, city)
+            expect_eq([m["id"] for m in doc["movies"]], [str(i) for i in ids], city + " ids")
+            for raw in [m.encode() for m in MARKS] + [b"\\u200", b"\\ufeff", b"\\uFEFF"]:
+                expect(raw not in r.body, "%s answer holds %r" % (city, raw))
+            marked = [s for s in _strings(doc) if any(m in s for m in MARKS)]
+            expect(not marked, "%s strings with marks: %r" % (city, marked[:5]))
+            problems = []
+            for m in doc["movies"]:
+                want = expected_movie(int(m["id"]))
+                if city == "beijing":
+                    want = expected_month_only(want)
+                    expect(re.fullmatch(r"\d{2}月", m["release_date"] or ""), "release_date %r"
+                           % m["release_date"])
+                    expect(re.fullmatch(r"\d{4}-\d{2}", m["release_date_iso"] or ""),
+                           "release_date_iso %r" % m["release_date_iso"])
+                else:
+                    expect_eq(m["release_date_precision"], "day", "precision of " + m["id"])
+                problems += diff_movie(m, want)
+            expect(not problems, "%s:\n    %s" % (city, "\n    ".join(problems)))
+        for i in both + marks_only:
+            expect_eq(fake.count("/subject/%d/" % i), 1, "requests of /subject/%d/" % i)
+
+
 @test
 def missing_city():
     with scenario() as (fake, d):
@@ -115,9 +210,11 @@ def invalid_city():
 
 @test
 def city_length_bounds():
-    """1 and 32 letters are valid slugs (asked upstream: the fake does not know them)."""
-    with scenario() as (fake, d):
-        for city in ("a", "z" * 32):
+    """1 and 32 letters, and 1 and 32 digits, are valid slugs (asked upstream: the fake does
+    not know them). --cities any: no such city is in the table, and the point is that the
+    slug's shape passes and reaches the upstream."""
+    with scenario(flags=["--cities", "any"]) as (fake, d):
+        for city in ("a", "z" * 32, "0", "9" * 32):
             r = d.get("/movies?city=" + city)
             expect_error(r, 404, "unknown_city", city)
             expect_eq(fake.count("/cinema/later/%s/" % city), 1, "listing requests for " + city)
@@ -125,10 +222,85 @@ def city_length_bounds():
 
 @test
 def unknown_city():
-    with scenario() as (fake, d):
+    """Douban's own 404 for a city: with --cities any, since every city of the table is one
+    Douban knows; with the default, the same name is refused before any request."""
+    with scenario(flags=["--cities", "any"]) as (fake, d):
         expect_error(d.get("/movies?city=atlantis"), 404, "unknown_city")
         expect_eq(fake.count("/cinema/later/atlantis/"), 1, "listing requests")
         expect_eq(fake.count_matching(r"^/subject/"), 0, "subject requests")
+
+
+@test
+def city_outside_the_table_costs_no_request():
+    """cities=known (the default): a slug not in GET /cities is 404 unknown_city at once,
+    naming it, and the upstream is never asked; a slug of the table is asked as usual."""
+    with scenario(setup=lambda fake: fake.set_city("atlantis", 3)) as (fake, d):
+        for city in ("atlantis", "beijingx", "118"):
+            for method in ("GET", "HEAD"):
+                r = d.request(method, "/movies?city=" + city)
+                expect_eq(r.status, 404, "%s %s: status" % (method, city))
+                if method == "GET":
+                    doc = expect_error(r, 404, "unknown_city", city)
+                    expect_eq(doc["error"]["message"],
+                              "no city '%s' (GET /cities lists them)" % city, "message")
+                else:
+                    expect_eq(r.body, b"", "HEAD body")
+        expect_eq(fake.total, 0, "upstream requests for slugs outside the table")
+        expect_answer(d.get("/movies?city=beijing"), fake, "beijing")
+        expect_eq(fake.count("/cinema/later/beijing/"), 1, "listing requests for beijing")
+
+
+@test
+def cities_any_passes_unknown_slugs_on():
+    """--cities any: a slug outside the table (a city newer than it) is asked of Douban and
+    answered like any other; --cities known refuses it; a SIGHUP switches between the two."""
+    def setup(fake):
+        fake.set_city("atlantis", 3)
+    with TempDir() as tmp:
+        conf = os.path.join(tmp, "moviesd.conf")
+        with open(conf, "w") as f:
+            f.write("cities = any\n")
+        with scenario(flags=["--config", conf], setup=setup) as (fake, d):
+            doc = expect_answer(d.get("/movies?city=atlantis"), fake, "atlantis")
+            expect_eq([m["id"] for m in doc["movies"]], [str(i) for i in fake.city_ids("atlantis")],
+                      "atlantis's movies")
+            expect_eq(fake.count("/cinema/later/atlantis/"), 1, "listing requests")
+            with open(conf, "w") as f:
+                f.write("cities = known\n")
+            mark = d.mark()
+            d.signal(signal.SIGHUP)
+            expect(d.wait_for_line("configuration reloaded", 10, start=mark), "no reload line")
+            total = fake.total
+            expect_error(d.get("/movies?city=atlantis"), 404, "unknown_city", "after the reload")
+            expect_eq(fake.total, total, "upstream requests after cities = known")
+
+
+@test
+def city_known_by_its_id():
+    """A city Douban gives no pinyin slug goes by its id (/cinema/later/118378/, 榆林): the
+    API takes it, the table has it."""
+    with scenario(setup=lambda fake: fake.set_city("118378", 2)) as (fake, d):
+        expect_answer(d.get("/movies?city=118378"), fake, "118378")
+        expect_eq(fake.count("/cinema/later/118378/"), 1, "listing requests")
+
+
+@test
+def listing_for_another_city_is_upstream_changed():
+    """Douban answers a city it does not know with its default city's page: a listing whose
+    #location names another city is 502 upstream_changed, not that city's movies."""
+    with scenario(setup=lambda fake: fake.answer_as("beijing", "shanghai")) as (fake, d):
+        doc = expect_error(d.get("/movies?city=beijing"), 502, "upstream_changed")
+        expect("the upstream answered for city 'shanghai' instead of 'beijing'"
+               in doc["error"]["message"], "message %r" % doc["error"]["message"])
+        expect_eq(fake.count_matching(r"^/subject/"), 0, "movie pages of the wrong city fetched")
+        expect_answer(d.get("/movies?city=shanghai"), fake, "shanghai")
+    # The same with a name outside the table, which only --cities any lets through.
+    with scenario(flags=["--cities", "any"],
+                  setup=lambda fake: fake.answer_as("xyz", "shanghai")) as (fake, d):
+        doc = expect_error(d.get("/movies?city=xyz"), 502, "upstream_changed")
+        expect("the upstream answered for city 'shanghai' instead of 'xyz'"
+               in doc["error"]["message"], "message %r" % doc["error"]["message"])
+        expect_eq(fake.count("/cinema/later/xyz/"), 1, "listing requests")
 
 
 @test
@@ -175,7 +347,7 @@ def head_like_get():
         paths = ["/healthz", "/movies?city=shanghai", "/movies", "/movies?city=Beijing", "/nope",
                  "/movies?city=atlantis"]
         for path in paths:
-            status, headers, rest = _raw_head(d.port, path)
+            status, headers, rest = _raw_head(d.port, d.target(path))
             g = d.get(path)
             expect_eq(status, g.status, "HEAD %s status" % path)
             expect_eq(rest, b"", "HEAD %s body bytes" % path)

@@ -1,19 +1,17 @@
 #!/usr/bin/env python3
 """The breaker: after any sign of a block (403, 429, the "有异常请求" page, a redirect to
 sec.douban.com) no upstream request at all for block_backoff seconds; cached cities still
-served; /readyz and /metrics tell; block_backoff 0 turns it off. And the request deadline."""
+served; /readyz (still 200: cached answers are served) and /metrics tell; block_backoff 0
+turns it off. And the request deadline."""
 
 import re
 import time
 
-from harness import (expect, expect_answer, expect_eq, expect_error, get_metrics, metric, run,
-                     scenario, test, wait_until)
+from harness import (breaker_closed, expect, expect_answer, expect_eq, expect_error, get_metrics,
+                     listing_path, metric, readyz_breaker, run, scenario, test, wait_until)
 
 BACKOFF = 600
 
-
-def listing(city):
-    return "/cinema/later/%s/" % city
 
 
 def retry_after(r):
@@ -24,18 +22,17 @@ def retry_after(r):
 
 
 def expect_ready(d):
-    r = d.get("/readyz")
-    expect_eq(r.status, 200, "/readyz status while the breaker is closed (%r)" % r.body)
-    expect_eq(r.json().get("status"), "ready", "/readyz status field")
+    """/readyz is 200 ready with the breaker closed."""
+    expect_eq(readyz_breaker(d), {"open": False}, "/readyz breaker while closed")
 
 
-def expect_not_ready(d):
-    r = d.get("/readyz")
-    expect_eq(r.status, 503, "/readyz status while the breaker is open (%r)" % r.body)
-    doc = r.json()
-    reason = doc.get("reason") if isinstance(doc, dict) else None
-    expect(isinstance(reason, str) and reason.strip(), "/readyz without a JSON reason: %r" % doc)
-    return doc
+def expect_ready_while_open(d, most):
+    """/readyz is 200 ready, the breaker open for at most `most` more seconds; returns them."""
+    b = readyz_breaker(d)
+    expect_eq(b["open"], True, "/readyz breaker.open while the breaker is open")
+    expect(b["retry_after"] <= most, "/readyz breaker.retry_after %d, at most %d expected"
+           % (b["retry_after"], most))
+    return b["retry_after"]
 
 
 def breaker_open(d):
@@ -45,11 +42,12 @@ def breaker_open(d):
 def _block(kind, **params):
     """shanghai is cached; beijing's listing answers with kind: 503 upstream_blocked with a
     Retry-After of about block_backoff; then cold cities get 503 without upstream traffic,
-    shanghai is still served, /readyz is 503, moviesd_breaker_open is 1."""
+    shanghai is still served, /readyz stays 200 and says the breaker is open for about
+    block_backoff, moviesd_breaker_open is 1 and moviesd_breaker_trips_total 1."""
     flags = ["--block-backoff", str(BACKOFF), "--retries", "0"]
 
     def setup(fake):
-        fake.add_fault("^%s$" % listing("beijing"), kind, **params)
+        fake.add_fault("^%s$" % listing_path("beijing"), kind, **params)
     with scenario(flags=flags, setup=setup) as (fake, d):
         expect_ready(d)
         expect_eq(breaker_open(d), 0, "moviesd_breaker_open before the block")
@@ -60,7 +58,7 @@ def _block(kind, **params):
         ra = retry_after(r)
         expect(BACKOFF - 10 <= ra <= BACKOFF,
                "Retry-After %d after a block (--block-backoff %d)" % (ra, BACKOFF))
-        expect_eq(fake.count(listing("beijing")), 1, "beijing listing requests")
+        expect_eq(fake.count(listing_path("beijing")), 1, "beijing listing requests")
 
         total = fake.total
         for city in ("guangzhou", "shenzhen", "beijing"):
@@ -74,8 +72,13 @@ def _block(kind, **params):
         doc = expect_answer(r, fake, "shanghai")
         expect_eq(doc["movies"], cached["movies"], "cached city's movies while the breaker is open")
 
-        expect_not_ready(d)
-        expect_eq(breaker_open(d), 1, "moviesd_breaker_open while the breaker is open")
+        left = expect_ready_while_open(d, BACKOFF)
+        expect(left >= BACKOFF - 10, "/readyz breaker.retry_after %d after a block "
+               "(--block-backoff %d)" % (left, BACKOFF))
+        m = get_metrics(d)
+        expect_eq(metric(m, "moviesd_breaker_open"), 1, "moviesd_breaker_open while the breaker is open")
+        expect_eq(metric(m, "moviesd_breaker_trips_total"), 1,
+                  "moviesd_breaker_trips_total after one block (refusals while open are no trips)")
         expect_eq(fake.total, total, "upstream requests in all")
 
 
@@ -105,7 +108,7 @@ def _cached_past_ttl(flags):
     flags = ["--listing-ttl", "1", "--block-backoff", str(BACKOFF), "--retries", "0"] + flags
 
     def setup(fake):
-        fake.add_fault("^%s$" % listing("beijing"), 403)
+        fake.add_fault("^%s$" % listing_path("beijing"), 403)
     with scenario(flags=flags, setup=setup) as (fake, d):
         doc1 = expect_answer(d.get("/movies?city=shanghai"), fake, "shanghai")
         t1 = time.monotonic()
@@ -134,28 +137,27 @@ def cached_city_past_ttl_served_stale_while_open_without_swr():
 
 @test
 def breaker_closes_after_backoff():
-    """--block-backoff 1: /readyz is 200 again after about a second, and requests flow."""
+    """--block-backoff 1: /readyz says the breaker closed after about a second, and
+    requests flow."""
     flags = ["--block-backoff", "1", "--retries", "0"]
 
     def setup(fake):
-        fake.add_fault("^%s$" % listing("beijing"), 403, times=1)
+        fake.add_fault("^%s$" % listing_path("beijing"), 403, times=1)
     with scenario(flags=flags, setup=setup) as (fake, d):
         t0 = time.monotonic()
         r = d.get("/movies?city=beijing")
         expect_error(r, 503, "upstream_blocked")
         expect(1 <= retry_after(r) <= 2, "Retry-After %s with --block-backoff 1" % retry_after(r))
-        expect_not_ready(d)
-
-        def ready():
-            return d.get("/readyz").status == 200
-        wait_until(ready, 5, "/readyz 200 after the backoff", interval=0.05)
+        expect_ready_while_open(d, 2)
+        wait_until(lambda: breaker_closed(d), 5, "/readyz: breaker closed after the backoff",
+                   interval=0.05)
         dt = time.monotonic() - t0
         expect(dt >= 0.8, "breaker closed after %.2f s (--block-backoff 1)" % dt)
         expect_eq(breaker_open(d), 0, "moviesd_breaker_open after the backoff")
         expect_answer(d.get("/movies?city=beijing"), fake, "beijing")
-        expect_eq(fake.count(listing("beijing")), 2, "beijing listing requests")
+        expect_eq(fake.count(listing_path("beijing")), 2, "beijing listing requests")
         expect_answer(d.get("/movies?city=shanghai"), fake, "shanghai")
-        expect_eq(fake.count(listing("shanghai")), 1, "shanghai listing requests")
+        expect_eq(fake.count(listing_path("shanghai")), 1, "shanghai listing requests")
 
 
 @test
@@ -165,22 +167,23 @@ def backoff_doubles_while_blocks_repeat():
     flags = ["--block-backoff", "1", "--block-backoff-max", "100", "--retries", "0"]
 
     def setup(fake):
-        fake.add_fault("^%s$" % listing("beijing"), 403)
+        fake.add_fault("^%s$" % listing_path("beijing"), 403)
     with scenario(flags=flags, setup=setup) as (fake, d):
         r = d.get("/movies?city=beijing")
         expect_error(r, 503, "upstream_blocked")
         expect_eq(retry_after(r), 1, "Retry-After of the first block")
-        wait_until(lambda: d.get("/readyz").status == 200, 5, "the breaker to close",
-                   interval=0.05)
+        wait_until(lambda: breaker_closed(d), 5, "the breaker to close", interval=0.05)
         r = d.get("/movies?city=beijing")
         expect_error(r, 503, "upstream_blocked")
-        expect_eq(fake.count(listing("beijing")), 2, "beijing listing requests")
+        expect_eq(fake.count(listing_path("beijing")), 2, "beijing listing requests")
         expect_eq(retry_after(r), 2, "Retry-After of the repeated block")
+        expect_eq(metric(get_metrics(d), "moviesd_breaker_trips_total"), 2,
+                  "moviesd_breaker_trips_total after two blocks")
 
 
 def wait_ready(d, timeout, what):
-    """Polls /readyz until it is 200 (the breaker closed); returns the monotonic time."""
-    wait_until(lambda: d.get("/readyz").status == 200, timeout, what, interval=0.05)
+    """Polls /readyz until it says the breaker closed; returns the monotonic time."""
+    wait_until(lambda: breaker_closed(d), timeout, what, interval=0.05)
     return time.monotonic()
 
 
@@ -188,7 +191,7 @@ def block_beijing(fake, d, kind, what, **params):
     """Makes beijing's listing answer with kind and asks for beijing: 503 upstream_blocked.
     Returns (Retry-After of the answer, moviesd_breaker_remaining_seconds read right after,
     monotonic time just before the request)."""
-    f = fake.add_fault("^%s$" % listing("beijing"), kind, **params)
+    f = fake.add_fault("^%s$" % listing_path("beijing"), kind, **params)
     t0 = time.monotonic()
     r = d.get("/movies?city=beijing")
     remaining = metric(get_metrics(d), "moviesd_breaker_remaining_seconds")
@@ -218,7 +221,7 @@ def backoff_doubles_on_repeated_block_pages_and_resets_after_a_usable_page():
         t_open = wait_ready(d, 6, "the breaker to close after the repeated block")
         expect(t_open - t0 >= 1.9, "breaker closed %.2f s after a repeated block (2 s pause)"
                % (t_open - t0))
-        expect_eq(fake.count(listing("beijing")), 2, "beijing listing requests")
+        expect_eq(fake.count(listing_path("beijing")), 2, "beijing listing requests")
 
         # A usable listing and movie pages, fetched after the block: the doubling is over.
         doc = expect_answer(d.get("/movies?city=shanghai"), fake, "shanghai")
@@ -228,7 +231,7 @@ def backoff_doubles_on_repeated_block_pages_and_resets_after_a_usable_page():
         ra, left, _ = block_beijing(fake, d, "block_page", "block page after a usable page")
         expect_eq(ra, 1, "Retry-After of a block after a usable page (the pause starts again "
                   "at --block-backoff)")
-        expect_eq(fake.count(listing("beijing")), 3, "beijing listing requests")
+        expect_eq(fake.count(listing_path("beijing")), 3, "beijing listing requests")
 
 
 @test
@@ -245,7 +248,7 @@ def site_retry_after_longer_than_the_backoff_wins():
         total = fake.total
         # Past --block-backoff 1 the breaker is still open: cold cities get 503 at once.
         wait_until(lambda: time.monotonic() >= t0 + 2.0, 4, "2 s to pass", interval=0.05)
-        expect_not_ready(d)
+        expect_ready_while_open(d, 4)
         r = d.get("/movies?city=guangzhou")
         expect_error(r, 503, "upstream_blocked", "cold city 2 s into a 5 s pause")
         ra2 = retry_after(r)
@@ -263,15 +266,17 @@ def backoff_zero_turns_the_breaker_off():
     flags = ["--block-backoff", "0", "--retries", "0"]
 
     def setup(fake):
-        fake.add_fault("^%s$" % listing("beijing"), 403)
+        fake.add_fault("^%s$" % listing_path("beijing"), 403)
     with scenario(flags=flags, setup=setup) as (fake, d):
         expect_error(d.get("/movies?city=beijing"), 503, "upstream_blocked")
         expect_ready(d)
         expect_eq(breaker_open(d), 0, "moviesd_breaker_open with --block-backoff 0")
+        expect_eq(metric(get_metrics(d), "moviesd_breaker_trips_total"), 0,
+                  "moviesd_breaker_trips_total with --block-backoff 0")
         expect_answer(d.get("/movies?city=shanghai"), fake, "shanghai")
-        expect_eq(fake.count(listing("shanghai")), 1, "shanghai listing requests")
+        expect_eq(fake.count(listing_path("shanghai")), 1, "shanghai listing requests")
         expect_error(d.get("/movies?city=beijing"), 503, "upstream_blocked")
-        expect_eq(fake.count(listing("beijing")), 2, "beijing listing requests")
+        expect_eq(fake.count(listing_path("beijing")), 2, "beijing listing requests")
 
 
 @test
@@ -282,7 +287,7 @@ def request_deadline():
     flags = ["--request-deadline", "2", "--upstream-timeout", "60", "--drain-timeout", "1"]
 
     def setup(fake):
-        fake.add_fault("^%s$" % listing("beijing"), "hang")
+        fake.add_fault("^%s$" % listing_path("beijing"), "hang")
     with scenario(flags=flags, setup=setup) as (fake, d):
         t0 = time.monotonic()
         r = d.get("/movies?city=beijing", timeout=30)

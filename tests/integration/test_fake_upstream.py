@@ -7,15 +7,15 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 import zlib
 from html.parser import HTMLParser
 
-from harness import (OFFHOST_IDS, TESTS, FakeDouban, _track, _untrack, city_ids, expect,
-                     expect_eq, expected_listing_only, expected_movie, movie_spec, run, test, wait_until)
+from harness import (OFFHOST_IDS, TESTS, FakeDouban, call_in_background, city_ids, expect,
+                     expect_eq, expected_listing_only, expected_movie, movie_spec, run, test,
+                     track_child, untrack_child, wait_until)
 
 
 def fetch(url, headers=None, timeout=10):
@@ -79,6 +79,33 @@ def cities_overlap_and_unknown():
 
 
 @test
+def listing_location_and_answer_as():
+    """A listing names its city in #location, like Douban's; answer_as gives a city another
+    city's page (Douban's answer for a city it does not know), whether it is served or not."""
+    with FakeDouban() as fake:
+        body = fetch(fake.base_url + "/cinema/later/beijing/")[2].decode()
+        expect('<div id="location" data-uid="beijing" data-id="108288">' in body, "#location")
+        fake.set_city("118378", 2)
+        body = fetch(fake.base_url + "/cinema/later/118378/")[2].decode()
+        expect('<div id="location" data-uid="118378" data-id="118378">' in body,
+               "#location of a city known by its id")
+        listed = r'class="thumb" href="https://movie.douban.com/subject/(\d+)/"'
+        for city in ("beijing", "xyz"):
+            fake.answer_as(city, "shanghai")
+            st, _, body = fetch(fake.base_url + "/cinema/later/%s/" % city)
+            expect_eq(st, 200, "%s answered as shanghai: status" % city)
+            body = body.decode()
+            expect('<div id="location" data-uid="shanghai" data-id="108296">' in body,
+                   "%s answered as shanghai: #location" % city)
+            expect_eq([int(i) for i in re.findall(listed, body)], fake.city_ids("shanghai"),
+                      "%s answered as shanghai: movies" % city)
+        fake.answer_as("beijing", None)
+        body = fetch(fake.base_url + "/cinema/later/beijing/")[2].decode()
+        expect('data-uid="beijing"' in body, "beijing answered as itself again")
+        expect_eq(fake.count("/cinema/later/xyz/"), 1, "requests counted by the path asked")
+
+
+@test
 def offhost_links_listed():
     with FakeDouban() as fake:
         fake.set_city("beijing", 4, offhost=True)
@@ -121,8 +148,8 @@ def subject_shape():
 
 
 class _RefParser(HTMLParser):
-    """A tiny reference scraper (html.parser) following STRUCTURE.md, used to check that
-    expected_movie() is what the fake's pages really say."""
+    """A tiny reference scraper (html.parser) written from what Douban's pages look like,
+    used to check that expected_movie() is what the fake's pages really say."""
 
     VOID = {"img", "br", "meta", "link", "input", "hr"}
 
@@ -304,6 +331,48 @@ def reference_extraction_matches_expected():
 
 
 @test
+def text_quirks():
+    """set_text_quirks: the marks are insertions only (taken out, the page is the plain one),
+    in the city's listing and its movies' pages alone; month_only cuts every date to its month."""
+    from fake_upstream import MARKS
+
+    def get(fake, path):
+        return fetch(fake.base_url + path)[2].decode()
+
+    def unmarked(text):
+        for m in MARKS:
+            text = text.replace(m, "")
+        return text
+
+    with FakeDouban() as fake:
+        ids = fake.city_ids("beijing")
+        paths = ["/cinema/later/beijing/"] + ["/subject/%d/" % i for i in ids[:3]]
+        plain = [get(fake, p) for p in paths]
+        fake.set_text_quirks("beijing", invisible_marks=True)
+        for p, before in zip(paths, plain):
+            page = get(fake, p)
+            expect(sum(page.count(m) for m in MARKS) > 20, "marks in " + p)
+            expect(all(m in page for m in MARKS), "every mark in " + p)
+            expect_eq(unmarked(page), before, "%s without its marks" % p)
+        for p in ("/cinema/later/chengdu/", "/subject/%d/" % fake.city_ids("chengdu")[-1]):
+            expect(not any(m in get(fake, p) for m in MARKS), "no marks in " + p)
+
+        fake.set_text_quirks("beijing", month_only=True)
+        listing = get(fake, paths[0])
+        expect(not any(m in listing for m in MARKS), "marks off again")
+        expect_eq(len(re.findall(r'<li class="dt">\d{2}月</li>', listing)), len(ids), "month rows")
+        expect(not re.search(r"\d{2}月\d{2}日", listing), "no day left in the listing")
+        for i in ids[:3]:
+            e = expected_movie(i)
+            expect('<li class="dt">%s</li>' % e["release_date"][:3] in listing, "month of %d" % i)
+            page = get(fake, "/subject/%d/" % i)
+            expect('content="%s(中国大陆)"' % e["release_date_iso"][:7] in page, "page month of %d" % i)
+            expect(not re.search(r"\d{4}-\d{2}-\d{2}\(", page), "no release day left on %d" % i)
+        fake.set_text_quirks("beijing")
+        expect_eq(get(fake, paths[0]), plain[0], "quirks off")
+
+
+@test
 def faults_status_and_once():
     with FakeDouban() as fake:
         url = fake.base_url + "/cinema/later/beijing/"
@@ -397,26 +466,18 @@ def latency_hang_and_stop():
         fake.set_latency(0)
         fake.add_fault("^/subject/2/$", "hang")
         fake.add_fault("^/subject/3/$", "delay", ms=60000)
-        errors = []
-
-        def client(path):
-            try:
-                fetch(fake.base_url + path, timeout=30)
-            except Exception as e:  # noqa: BLE001
-                errors.append(e)
-        threads = [threading.Thread(target=client, args=(p,), daemon=True)
+        clients = [call_in_background(fetch, fake.base_url + p, timeout=30)
                    for p in ("/subject/2/", "/subject/3/")]
-        for t in threads:
-            t.start()
         wait_until(lambda: fake.in_flight == 2, 5, "two requests in flight")
     finally:
         t0 = time.monotonic()
         fake.stop()
         dt = time.monotonic() - t0
     expect(dt < 3, "stop() took %.1fs with hanging requests" % dt)
-    for t in threads:
+    for t, _ in clients:
         t.join(5)
         expect(not t.is_alive(), "client still blocked after stop()")
+    errors = [result["e"] for _, result in clients if "e" in result]
     expect_eq(len(errors), 2, "hanging clients saw the connection close")
 
 
@@ -425,13 +486,13 @@ def accounting():
     with FakeDouban() as fake:
         fake.set_latency(200)
         paths = ["/subject/%d/" % i for i in range(6)]
-        threads = [threading.Thread(target=fetch, args=(fake.base_url + p,),
-                                    kwargs={"headers": {"User-Agent": "UA-%s" % p, "Referer": "https://movie.douban.com/",
-                                                        "Cookie": "bid=abc123", "Accept-Language": "zh-CN,zh;q=0.9"}},
-                                    daemon=True) for p in paths]
-        for t in threads:
-            t.start()
-        for t in threads:
+        clients = [call_in_background(fetch, fake.base_url + p,
+                                      headers={"User-Agent": "UA-%s" % p,
+                                               "Referer": "https://movie.douban.com/",
+                                               "Cookie": "bid=abc123",
+                                               "Accept-Language": "zh-CN,zh;q=0.9"})
+                   for p in paths]
+        for t, _ in clients:
             t.join(10)
         expect_eq(fake.peak_in_flight, 6, "peak in flight")
         # The fake notes a request's end just after its last byte leaves: a client may read
@@ -455,7 +516,7 @@ def script_mode():
     script = os.path.join(TESTS, "fake_upstream.py")
     p = subprocess.Popen([sys.executable, script, "--port", "0", "--movies", "5", "--any-city"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _track(p)
+    track_child(p)
     try:
         line = p.stdout.readline()
         m = re.fullmatch(r"listening on 127\.0\.0\.1:(\d+)\n", line)
@@ -471,7 +532,163 @@ def script_mode():
         if p.poll() is None:
             p.kill()
         p.wait()
-        _untrack(p)
+        untrack_child(p)
+
+
+# ----------------------------------------------------------------------------------------
+# The limiter: Douban's site-wide block after too many requests in a minute
+# ----------------------------------------------------------------------------------------
+
+SEC = "https://sec.douban.com/"
+
+
+def _blocked(status, headers):
+    """True for the limiter's answer: 302 to sec.douban.com."""
+    return status == 302 and headers.get("location", "").startswith(SEC)
+
+
+@test
+def limiter_trips_on_request_n_plus_one():
+    """set_block_after(5): five requests in a minute (any paths, a 404 among them) are
+    served; the sixth trips the limiter and is answered 302 to sec.douban.com, and so is
+    everything after it, listings and movie pages alike; the trip is recorded once, at the
+    sixth request's start, with its path."""
+    with FakeDouban() as fake:
+        fake.set_block_after(5)
+        paths = ["/cinema/later/beijing/", "/subject/1/", "/nonexistent", "/subject/2/",
+                 "/cinema/later/shanghai/"]
+        for p in paths:
+            st, h, _ = fetch(fake.base_url + p)
+            expect(not _blocked(st, h), "request %s (of 5 allowed) answered %d %r"
+                   % (p, st, h.get("location")))
+        expect_eq(fake.limiter_trips(), [], "trips after 5 of 5 allowed requests")
+        expect(not fake.blocked_now(), "blocked after 5 of 5 allowed requests")
+        st, h, _ = fetch(fake.base_url + "/subject/3/")
+        expect(_blocked(st, h), "the sixth request: %d %r, not 302 to %s"
+               % (st, h.get("location"), SEC))
+        sixth_start = fake.timeline()[5][1]
+        expect_eq(fake.limiter_trips(), [(sixth_start, "/subject/3/")], "trips")
+        expect(fake.blocked_now(), "not blocked after the sixth request")
+        fake.add_fault("^/cinema/later/beijing/$", 500, times=1)
+        for p in ("/cinema/later/beijing/", "/subject/1/", "/cinema/later/"):
+            st, h, _ = fetch(fake.base_url + p)
+            expect(_blocked(st, h), "%s during the block: %d %r" % (p, st, h.get("location")))
+        expect_eq(len(fake.limiter_trips()), 1, "trips: requests during a block are no new trip")
+        expect_eq(fake.faults[0].hits, 0, "a fault used up during the block")
+        fake.set_block_after(None)
+        expect_eq(fetch(fake.base_url + "/subject/1/")[0], 200, "with the limiter off")
+
+
+@test
+def limiter_counts_a_sliding_window():
+    """set_block_after(3, window=1.0) (a one-second minute): what counts is the starts within
+    the last window, not the total. r1, then r2 and r3 0.6 s later; once r1 is more than a
+    window old r4 is the third in the window and is served; r5, right after, is the fourth
+    and trips."""
+    with FakeDouban() as fake:
+        fake.set_block_after(3, window=1.0)
+        base = fake.base_url + "/subject/%d/"
+        expect_eq(fetch(base % 1)[0], 200, "r1")
+        t1 = fake.timeline()[0][1]
+        wait_until(lambda: time.monotonic() >= t1 + 0.6, 2, "0.6 s after r1")
+        expect_eq([fetch(base % i)[0] for i in (2, 3)], [200, 200], "r2, r3")
+        wait_until(lambda: time.monotonic() > t1 + 1.05, 2, "r1 to leave the window")
+        expect_eq(fetch(base % 4)[0], 200, "r4: the third start in the last window")
+        st, h, _ = fetch(base % 5)
+        starts = [s for _, s, _ in fake.timeline()]
+        expect(starts[4] < starts[1] + 1.0, "r5 started %.2f s after r2: too late to test the "
+               "window" % (starts[4] - starts[1]))
+        expect(_blocked(st, h), "r5, the fourth start in the window: %d %r"
+               % (st, h.get("location")))
+        expect_eq(fake.limiter_trips(), [(starts[4], "/subject/5/")], "trips")
+
+
+@test
+def limiter_block_lasts_block_seconds():
+    """set_block_after(2, block_seconds=1.5, window=0.5): after the trip at T every request
+    that starts before T + 1.5 is answered 302 to sec.douban.com (the fake's own start
+    times decide), the first one after it is served; requests made during the block count
+    in the window, so a burst right after the block trips it again."""
+    with FakeDouban() as fake:
+        fake.set_block_after(2, block_seconds=1.5, window=0.5)
+        url = fake.base_url + "/cinema/later/beijing/"
+        answers = [fetch(url)[:2] for _ in range(3)]
+        trips = fake.limiter_trips()
+        expect_eq(len(trips), 1, "trips after 3 requests")
+        trip = trips[0][0]
+        # During the block, then a pause longer than the window so that the block's end is
+        # not a new trip, then one request just before the end and one after it.
+        for at in (0.2, 0.4, 1.2, 1.6):
+            wait_until(lambda: time.monotonic() >= trip + at, 3, "T + %.1f s" % at)
+            if at == 1.6:
+                expect(not fake.blocked_now(), "blocked_now() after the block's end")
+            else:
+                expect(fake.blocked_now(), "blocked_now() at T + %.1f s" % at)
+            answers.append(fetch(url)[:2])
+        starts = [s for _, s, _ in fake.timeline()]
+        for (st, h), start in zip(answers, starts):
+            want_blocked = trip <= start < trip + 1.5
+            expect_eq(_blocked(st, h), want_blocked, "request at T %+.2f s answered %d %r"
+                      % (start - trip, st, h.get("location")))
+            if not want_blocked:
+                expect_eq(st, 200, "request at T %+.2f s" % (start - trip))
+        expect(any(trip + 1.0 < s < trip + 1.5 for s in starts), "no request late in the block: "
+               "%r" % [round(s - trip, 2) for s in starts])
+        expect(any(s >= trip + 1.5 for s in starts), "no request after the block")
+        for _ in range(3):
+            fetch(url)
+        expect_eq(len(fake.limiter_trips()), 2, "trips after a burst right after the block")
+
+
+@test
+def limiter_from_the_command_line():
+    """python3 fake_upstream.py --block-after 2 --block-seconds 60: the third request is 302
+    to sec.douban.com, and so is the fourth."""
+    script = os.path.join(TESTS, "fake_upstream.py")
+    p = subprocess.Popen([sys.executable, script, "--port", "0", "--block-after", "2",
+                          "--block-seconds", "60"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    track_child(p)
+    try:
+        line = p.stdout.readline()
+        m = re.fullmatch(r"listening on 127\.0\.0\.1:(\d+)\n", line)
+        expect(m, "first line %r" % line)
+        url = "http://127.0.0.1:%s/cinema/later/beijing/" % m.group(1)
+        answers = [fetch(url)[:2] for _ in range(4)]
+        expect_eq([st for st, _ in answers[:2]], [200, 200], "the two allowed requests")
+        for st, h in answers[2:]:
+            expect(_blocked(st, h), "past --block-after 2: %d %r" % (st, h.get("location")))
+        p.terminate()
+        expect_eq(p.wait(10), 0, "exit status on SIGTERM")
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+        untrack_child(p)
+
+
+@test
+def limiter_and_record_in_a_child_process():
+    """FakeProcess(movies=3, block_after=2, record=True): cities list 3 movies, the third
+    request is 302 to sec.douban.com, and once stopped the child hands back its record: every
+    request's path, status and times (one clock across processes), and the trip."""
+    from fake_process import FakeProcess
+    t0 = time.monotonic()
+    with FakeProcess(movies=3, block_after=2, record=True) as fake:
+        expect_eq(fake.city_ids("beijing"), city_ids("beijing", 3), "city_ids")
+        body = fetch(fake.base_url + "/cinema/later/beijing/")[2].decode()
+        expect_eq(body.count('class="thumb"'), 3, "movies listed")
+        expect_eq(fetch(fake.base_url + "/subject/1/")[0], 200, "second request")
+        st, h, _ = fetch(fake.base_url + "/subject/2/")
+        expect(_blocked(st, h), "third request: %d %r" % (st, h.get("location")))
+        expect_eq(fake.requests, None, "the record before the child stopped")
+    t1 = time.monotonic()
+    expect_eq([(r.path, r.status) for r in fake.requests],
+              [("/cinema/later/beijing/", 200), ("/subject/1/", 200), ("/subject/2/", 302)],
+              "the record")
+    expect(all(t0 <= r.start <= r.end <= t1 for r in fake.requests),
+           "record times outside the test's own: %r" % [(r.start, r.end) for r in fake.requests])
+    expect_eq(fake.trips, [(fake.requests[2].start, "/subject/2/")], "trips")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ import re
 import time
 
 from harness import (MOVIE_KEYS, expect, expect_answer, expect_eq, expect_error,
-                     expected_listing_only, expect_movie, run, scenario, test)
+                     expected_listing_only, expect_movie, get_in_background, get_metrics, run,
+                     scenario, subject_path, test, wait_until)
 
 LISTING = r"^/cinema/later/beijing/$"
 NO_RETRY = ["--retries", "0"]
@@ -150,7 +151,7 @@ def blocked_abnormal_requests_page():
 
 @test
 def blocked_login_bounce_page():
-    """200 "登录跳转页" page (STRUCTURE.md section 4, douban.h DOUBAN_BLOCKED)."""
+    """200 "登录跳转页" page (douban.h DOUBAN_BLOCKED)."""
     _expect_blocked("login_page")
 
 
@@ -165,11 +166,13 @@ def hanging_listing_times_out():
 
 
 def _detail_failure(fault_for, flags=(), timeout=30):
-    """Beijing with faults on some movie pages: {id: (kind, params)}. Returns (fake, doc)."""
+    """Beijing with faults on some movie pages: {id: (kind, params)}. Returns (fake, doc).
+    A failure is final after the fetcher's quick retries (no background attempts: those
+    are tested on their own below)."""
     def setup(fake):
         for mid, (kind, params) in fault_for.items():
             fake.add_fault(r"^/subject/%d/$" % mid, kind, **params)
-    with scenario(flags=list(flags), setup=setup) as (fake, d):
+    with scenario(flags=["--detail-retries", "0"] + list(flags), setup=setup) as (fake, d):
         ids = fake.city_ids("beijing")
         r = d.get("/movies?city=beijing", timeout=timeout)
         doc = expect_answer(r, fake, "beijing")
@@ -242,6 +245,121 @@ def one_movie_page_layout_changed():
             _expect_detail_error(m, 200)
         else:
             expect(m["detail_error"] is None, "movie %s: detail_error %r" % (m["id"], m["detail_error"]))
+
+
+SCRAPE_OUTCOMES = ("ok", "unknown_city", "upstream_error", "upstream_changed", "upstream_blocked",
+                   "upstream_timeout")
+
+
+def _scrapes(d):
+    """moviesd_scrapes_total by outcome."""
+    return {dict(labels).get("outcome"): v for (name, labels), v in get_metrics(d).items()
+            if name == "moviesd_scrapes_total"}
+
+
+@test
+def scrape_outcomes_counted_in_metrics():
+    """moviesd_scrapes_total{outcome} counts each finished city scrape once, under ok or the
+    code its answer carries: not again for cached answers (an unknown city is cached too),
+    once for two requests sharing a scrape, never for requests that scrape nothing (a name
+    outside the city table among them). lasa is a city of the table that the fake does not
+    serve: Douban's 404."""
+    def setup(fake):
+        fake.add_fault(r"^/cinema/later/shanghai/$", "no_anchor")
+        fake.add_fault(r"^/cinema/later/guangzhou/$", 500)
+        fake.add_fault(r"^/cinema/later/shenzhen/$", "hang")
+        fake.add_fault(r"^/cinema/later/chengdu/$", 403)
+    with scenario(flags=NO_RETRY + ["--upstream-timeout", "3"], setup=setup) as (fake, d):
+        expect_eq(_scrapes(d), {o: 0 for o in SCRAPE_OUTCOMES}, "scrape outcomes at start")
+        expect_answer(d.get("/movies?city=beijing"), fake, "beijing")
+        expect_answer(d.get("/movies?city=beijing"), fake, "beijing")
+        expect_error(d.get("/movies?city=shanghai"), 502, "upstream_changed")
+        expect_error(d.get("/movies?city=guangzhou"), 502, "upstream_error")
+        expect_error(d.get("/movies?city=lasa"), 404, "unknown_city")
+        expect_error(d.get("/movies?city=lasa"), 404, "unknown_city")
+        expect_error(d.get("/movies?city=atlantis"), 404, "unknown_city")
+        expect_error(d.get("/movies"), 400, "missing_city")
+        expect_error(d.get("/nowhere"), 404, "not_found")
+        waits = [get_in_background(d, "/movies?city=shenzhen")]
+        wait_until(lambda: fake.count("/cinema/later/shenzhen/") == 1, 5, "the shenzhen listing request")
+        waits.append(get_in_background(d, "/movies?city=shenzhen"))
+        for t, result in waits:
+            t.join(20)
+            expect("r" in result, "a shenzhen request failed: %r" % result.get("e"))
+            if "r" in result:
+                expect_error(result["r"], 504, "upstream_timeout", "shenzhen")
+        expect_eq(fake.count("/cinema/later/shenzhen/"), 1, "shenzhen listing requests")
+        r = d.get("/movies?city=chengdu")
+        expect_error(r, 503, "upstream_blocked")
+        _expect_retry_after(r)
+        want = {"ok": 1, "unknown_city": 1, "upstream_error": 1, "upstream_changed": 1,
+                "upstream_blocked": 1, "upstream_timeout": 1}
+        expect_eq(_scrapes(d), want, "scrape outcomes")
+
+
+def _max_age(r):
+    m = re.search(r"max-age=(\d+)", r.headers.get("cache-control", ""))
+    expect(m, "no max-age in %r" % r.headers.get("cache-control"))
+    return int(m.group(1))
+
+
+@test
+def failed_movie_page_is_asked_again_in_the_background():
+    """A movie page answering 500 twice is asked again 2 s, then 4 s later (no quick
+    retries here). Until it lands the answer shows it failed, with nothing pending, and is
+    not complete; then it is complete and cached for the full TTL."""
+    bad = 36000004
+
+    def setup(fake):
+        fake.add_fault(r"^/subject/%d/$" % bad, 500, times=2)
+    flags = ["--retries", "0", "--detail-retries", "3", "--detail-retry-delay", "2"]
+    with scenario(flags=flags, setup=setup) as (fake, d):
+        d.complete_answers = False
+        wait_until(lambda: d.get("/movies?city=beijing").json()["pending"] == 0, 10,
+                   "every page in once")
+        r = d.get("/movies?city=beijing")
+        doc = expect_answer(r, fake, "beijing")
+        # The first background attempt is 2 s away; the other pages took milliseconds.
+        expect_eq(fake.count(subject_path(bad)), 1, "attempts at the failing page so far")
+        m = [m for m in doc["movies"] if int(m["id"]) == bad][0]
+        expect_eq(m["detail_status"], "failed", "the failed movie's status")
+        expect_eq(m["detail_error"]["status"], 500, "its detail_error.status")
+        expect_eq(doc["complete"], False, "complete while a retry is due")
+        expect(_max_age(r) <= 10, "max-age %d while a retry is due" % _max_age(r))
+        wait_until(lambda: d.get("/movies?city=beijing").json()["complete"], 15,
+                   "the page landing on its third attempt")
+        r = d.get("/movies?city=beijing")
+        doc = expect_answer(r, fake, "beijing")
+        for m in doc["movies"]:
+            expect_movie(m, int(m["id"]), skip=("regions",) if int(m["id"]) % 10 == 7 else ())
+        starts = sorted(st for p, st, _ in fake.timeline() if p == subject_path(bad))
+        expect_eq(len(starts), 3, "attempts at the failing page")
+        gaps = [b - a for a, b in zip(starts, starts[1:])]
+        print("    (attempts %.2f s and %.2f s apart)" % tuple(gaps))
+        expect(1.9 <= gaps[0] < 3.5 and 3.9 <= gaps[1] < 6, "back-off gaps %r" % gaps)
+        expect(_max_age(r) > 60, "max-age %d of the complete answer" % _max_age(r))
+
+
+@test
+def movie_page_failing_past_its_retries_is_trusted_briefly():
+    """Attempts spent: the answer is complete with the movie failed, and cached for 60 s at
+    most instead of the listing TTL."""
+    bad = 36000006
+
+    def setup(fake):
+        fake.add_fault(r"^/subject/%d/$" % bad, 500)
+    flags = ["--retries", "0", "--detail-retries", "1", "--detail-retry-delay", "1"]
+    with scenario(flags=flags, setup=setup) as (fake, d):
+        t0 = time.monotonic()
+        r = d.get("/movies?city=beijing", timeout=20)
+        took = time.monotonic() - t0
+        doc = expect_answer(r, fake, "beijing")
+        expect_eq(doc["complete"], True, "complete once the attempts are spent")
+        m = [m for m in doc["movies"] if int(m["id"]) == bad][0]
+        _expect_detail_error(m, 500)
+        expect_eq(fake.count(subject_path(bad)), 2, "attempts at the failing page")
+        expect(took >= 0.9, "answered %.2f s in: before the background attempt" % took)
+        expect(_max_age(r) <= 60, "max-age %d of an answer missing a movie" % _max_age(r))
 
 
 if __name__ == "__main__":

@@ -7,12 +7,12 @@
 static void test_defaults(void)
 {
     struct config c;
-    config_init(&c);  /* listing_ttl 600, stale_while_revalidate 86400, stale_max_age 604800 */
+    config_init(&c);  /* listing_ttl 3600, stale_while_revalidate 86400, stale_max_age 604800 */
     CHECK_INT(answer_classify(0, (double)c.listing_ttl, &c), CITY_FRESH);
-    CHECK_INT(answer_classify(599.9, (double)c.listing_ttl, &c), CITY_FRESH);
-    CHECK_INT(answer_classify(600, (double)c.listing_ttl, &c), CITY_REVALIDATE);
-    CHECK_INT(answer_classify(600 + 86399, (double)c.listing_ttl, &c), CITY_REVALIDATE);
-    CHECK_INT(answer_classify(600 + 86400, (double)c.listing_ttl, &c), CITY_EXPIRED);
+    CHECK_INT(answer_classify(3599.9, (double)c.listing_ttl, &c), CITY_FRESH);
+    CHECK_INT(answer_classify(3600, (double)c.listing_ttl, &c), CITY_REVALIDATE);
+    CHECK_INT(answer_classify(3600 + 86399, (double)c.listing_ttl, &c), CITY_REVALIDATE);
+    CHECK_INT(answer_classify(3600 + 86400, (double)c.listing_ttl, &c), CITY_EXPIRED);
     CHECK(answer_stale_usable(604800, &c));
     CHECK(!answer_stale_usable(604801, &c));
     config_free(&c);
@@ -48,8 +48,21 @@ static void test_entry_ttl(void)
     config_free(&c);
 }
 
+/* A document's gzip twin: its own ETag, the plain one with -gz inside the quotes. */
+static void test_gzip_etag(void)
+{
+    struct blob *body = blob_new("{\"count\":0}", 11);
+    char etag[ANSWER_ETAG_SIZE];
+    struct blob *gz = answer_gzip(body, "\"0123456789abcdef\"", etag);
+    CHECK_STR(etag, "\"0123456789abcdef-gz\"");
+    CHECK(gz != NULL && gz->len > 18 && (unsigned char)gz->data[0] == 0x1f);
+    blob_unref(gz);
+    blob_unref(body);
+}
+
 int main(void)
 {
+    test_gzip_etag();
     test_defaults();
     test_revalidate_off_and_bounds();
     test_entry_ttl();

@@ -39,7 +39,7 @@ static const char *string_of(const struct config *c, const struct setting *s)
     return *(char *const *)(const void *)((const char *)c + s->offset);
 }
 
-/* The value of an integer or log-level setting. */
+/* The value of an integer, log-level or choice setting. */
 static long long integer_of(const struct config *c, const struct setting *s)
 {
     return *(const long long *)(const void *)((const char *)c + s->offset);
@@ -48,7 +48,9 @@ static long long integer_of(const struct config *c, const struct setting *s)
 /* Whether a setting holds a string. */
 static int holds_string(const struct setting *s)
 {
-    return s->type == SETTING_STRING || s->type == SETTING_LISTEN || s->type == SETTING_URL;
+    return s->type == SETTING_STRING || s->type == SETTING_LISTEN || s->type == SETTING_URL ||
+           s->type == SETTING_CITY_LIST || s->type == SETTING_REDIS_URL ||
+           s->type == SETTING_PATH;
 }
 
 /* Compares two configs setting by setting, naming the first difference; 1 if equal. */
@@ -86,30 +88,41 @@ static void test_defaults(void)
     config_init(&c);
     CHECK_STR(c.listen, "127.0.0.1:8080");
     CHECK_STR(c.upstream, "https://movie.douban.com");
+    CHECK_INT(c.cities, CITIES_KNOWN);
+    CHECK_STR(c.prefetch_cities, "");
     CHECK_STR(c.user_agent, "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like "
                             "Gecko) Chrome/120.0.0.0 Safari/537.36");
     CHECK_INT(c.log_level, LOG_INFO);
-    CHECK_INT(c.max_host_connections, 4);
+    CHECK_INT(c.max_host_connections, 2);
     CHECK_INT(c.max_upstream_connections, 16);
     CHECK_INT(c.upstream_timeout, 15);
     CHECK_INT(c.max_body_size, 4194304);
-    CHECK_INT(c.listing_ttl, 600);
+    CHECK_INT(c.listing_ttl, 3600);
     CHECK_INT(c.detail_ttl, 86400);
     CHECK_INT(c.cache_max_entries, 1000);
+    CHECK_INT(c.cache_max_bytes, 67108864);
     CHECK_INT(c.stale_max_age, 604800);
     CHECK_INT(c.stale_while_revalidate, 86400);
-    CHECK_INT(c.min_request_interval_ms, 100);
-    CHECK_INT(c.max_requests_per_minute, 90);
+    CHECK_INT(c.min_request_interval_ms, 2000);
+    CHECK_INT(c.max_requests_per_minute, 30);
     CHECK_INT(c.retries, 2);
+    CHECK_INT(c.detail_retries, 3);
+    CHECK_INT(c.detail_retry_delay, 30);
     CHECK_INT(c.block_backoff, 600);
     CHECK_INT(c.block_backoff_max, 21600);
     CHECK_INT(c.request_deadline, 30);
     CHECK_INT(c.drain_timeout, 10);
-    CHECK_INT(c.max_connections, 1024);
-    CHECK_INT(c.max_connections_per_ip, 64);
+    CHECK_INT(c.max_connections, 8192);
+    CHECK_INT(c.max_connections_per_ip, 0);
     CHECK_INT(c.connection_timeout, 30);
+    CHECK_INT(c.parse_threads, CONFIG_AUTO);
+    CHECK_INT(c.request_header_timeout, 10);
     CHECK_INT(c.connection_memory_limit, 65536);
-    CHECK_INT(config_settings_count, 24);
+    CHECK_STR(c.redis_url, "");
+    CHECK_STR(c.redis_password_file, "");
+    CHECK_INT(c.redis_timeout_ms, 250);
+    CHECK_INT(c.expected_replicas, 3);
+    CHECK_INT(config_settings_count, 35);
 
     /* The table itself: names unique, help present, live flags as designed. */
     int not_live = 0;
@@ -119,18 +132,22 @@ static void test_defaults(void)
         CHECK(s->help != NULL && strlen(s->help) > 10 && s->help[strlen(s->help) - 1] == '.');
         CHECK(s->default_value != NULL);
         if (s->type == SETTING_INTEGER) {
-            long long v;
+            long long v = CONFIG_AUTO;
             CHECK(s->min <= s->max);
-            CHECK_INT(parse_integer(s->default_value, s->min, s->max, &v), 0);
+            CHECK(s->min >= 0);   /* a negative number would be taken for CONFIG_AUTO */
+            if (s->auto_word == NULL || strcmp(s->default_value, s->auto_word) != 0)
+                CHECK_INT(parse_integer(s->default_value, s->min, s->max, &v), 0);
             CHECK_INT(integer_of(&c, s), v);
         }
         not_live += !s->live;
     }
-    CHECK_INT(not_live, 6);
+    CHECK_INT(not_live, 11);
     CHECK(!config_find("listen")->live);
     /* The caches and the breaker belong to one upstream: changing it needs a restart. */
     CHECK(!config_find("upstream")->live);
     CHECK(!config_find("connection_memory_limit")->live);
+    CHECK(config_find("cities")->live);
+    CHECK(config_find("prefetch_cities")->live);
 
     /* A copy is deep: freeing one leaves the other whole. */
     struct config d;
@@ -183,6 +200,19 @@ static void test_integer_bounds(void)
     CHECK_STR(err, "--retries: 99999999999999999999999999 is out of range 0..10");
     CHECK_INT(set_flag(&c, "retries", "a\nb", err, sizeof err), -1);
     CHECK_STR(err, "--retries: 'a\\x0ab' is not a whole number");
+    /* An integer with an auto word takes the word, round-trips it, and names it when refused. */
+    CHECK_INT(set_flag(&c, "parse_threads", "3", err, sizeof err), 0);
+    CHECK_INT(c.parse_threads, 3);
+    CHECK_INT(config_parse_threads(&c), 3);
+    CHECK_INT(set_flag(&c, "parse_threads", "auto", err, sizeof err), 0);
+    CHECK_INT(c.parse_threads, CONFIG_AUTO);
+    CHECK(config_parse_threads(&c) >= 1 && config_parse_threads(&c) <= 4);
+    CHECK_INT(set_flag(&c, "parse_threads", "-1", err, sizeof err), -1);
+    CHECK_STR(err, "--parse-threads: '-1' is not a whole number or auto");
+    CHECK_INT(set_flag(&c, "parse_threads", "65", err, sizeof err), -1);
+    CHECK_STR(err, "--parse-threads: 65 is out of range 0..64");
+    CHECK_INT(set_flag(&c, "retries", "auto", err, sizeof err), -1);
+    CHECK_STR(err, "--retries: 'auto' is not a whole number");
 
     const char *junk[] = { "", " 5", "5 ", "+5", "-0", "5x", "0x10", "1e3", "5.0", "five",
                            "5\t", "\"5\"" };
@@ -496,6 +526,93 @@ static void test_file_errors(void)
     config_free(&d);
 }
 
+/* cities: one of its words; prefetch_cities: what city_list_parse accepts, kept as given. */
+static void test_city_settings(void)
+{
+    struct config c;
+    char err[256], want[512];
+    const char *path;
+    config_init(&c);
+    CHECK_INT(set_flag(&c, "cities", "any", err, sizeof err), 0);
+    CHECK_INT(c.cities, CITIES_ANY);
+    CHECK_INT(set_flag(&c, "cities", "known", err, sizeof err), 0);
+    CHECK_INT(c.cities, CITIES_KNOWN);
+    const char *bad_choices[] = { "", "Known", "any ", "all", "known,any" };
+    for (size_t i = 0; i < sizeof bad_choices / sizeof bad_choices[0]; i++) {
+        CHECK_INT(set_flag(&c, "cities", "any", err, sizeof err), 0);
+        CHECK_INT(set_flag(&c, "cities", bad_choices[i], err, sizeof err), -1);
+        CHECK(strstr(err, "' is not one of known, any") != NULL);
+        CHECK_INT(c.cities, CITIES_ANY);
+    }
+    CHECK_INT(set_flag(&c, "cities", "nowhere", err, sizeof err), -1);
+    CHECK_STR(err, "--cities: 'nowhere' is not one of known, any");
+
+    const char *good[] = { "", "   ", "all", "beijing", "beijing,shanghai", "beijing shanghai",
+                           "beijing, shanghai ,xian", "beijing,beijing", "118378" };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        if (set_flag(&c, "prefetch_cities", good[i], err, sizeof err) != 0)
+            fprintf(stderr, "rejected prefetch_cities '%s': %s\n", good[i], err);
+        CHECK_STR(c.prefetch_cities, good[i]);
+    }
+    CHECK_INT(set_flag(&c, "prefetch_cities", "beijing, atlantis", err, sizeof err), -1);
+    CHECK_STR(err, "--prefetch-cities: no city 'atlantis' (GET /cities lists them)");
+    CHECK_INT(set_flag(&c, "prefetch_cities", "Beijing", err, sizeof err), -1);
+    CHECK_STR(err, "--prefetch-cities: no city 'Beijing' (GET /cities lists them)");
+    CHECK_INT(set_flag(&c, "prefetch_cities", "all,beijing", err, sizeof err), -1);
+    CHECK(strstr(err, "--prefetch-cities: 'all' stands alone") == err);
+    CHECK_INT(set_flag(&c, "prefetch_cities", "beijing\nxian", err, sizeof err), -1);
+    CHECK_STR(err, "--prefetch-cities: no city 'beijing\\x0axian' (GET /cities lists them)");
+    CHECK_STR(c.prefetch_cities, "118378");
+    config_free(&c);
+
+    /* A bad name in a file stops the load at its line, like any bad value. */
+    CHECK_INT(load_text(&c, "cities = any\nprefetch_cities = beijing xyz\n", &path, err,
+                        sizeof err), -1);
+    snprintf(want, sizeof want, "%s:2: prefetch_cities: no city 'xyz' (GET /cities lists them)",
+             path);
+    CHECK_STR(err, want);
+    CHECK_INT(c.cities, CITIES_KNOWN);
+    config_free(&c);
+    CHECK_INT(load_text(&c, "cities = any\nprefetch_cities = \"\"\n", &path, err, sizeof err), 0);
+    CHECK_INT(c.cities, CITIES_ANY);
+    CHECK_STR(c.prefetch_cities, "");
+    config_free(&c);
+}
+
+/* redis_url takes empty or what redis_url_parse takes, with its reason in the message;
+ * redis_password_file is a name (read at start, not here). */
+static void test_redis_settings(void)
+{
+    struct config c;
+    char err[256];
+    const char *path;
+    config_init(&c);
+    CHECK_INT(set_flag(&c, "redis_url", "redis://10.0.0.5:6380/1", err, sizeof err), 0);
+    CHECK_STR(c.redis_url, "redis://10.0.0.5:6380/1");
+    CHECK_INT(set_flag(&c, "redis_url", "", err, sizeof err), 0);
+    CHECK_STR(c.redis_url, "");
+    CHECK_INT(set_flag(&c, "redis_url", "http://10.0.0.5", err, sizeof err), -1);
+    CHECK_STR(err, "--redis-url: must start with redis:// or unix://");
+    CHECK_INT(set_flag(&c, "redis_url", "redis://h:0", err, sizeof err), -1);
+    CHECK_STR(err, "--redis-url: port '0' is not 1..65535");
+    CHECK_STR(c.redis_url, "");
+    CHECK_INT(set_flag(&c, "redis_password_file", "/run/secrets/redis", err, sizeof err), 0);
+    CHECK_STR(c.redis_password_file, "/run/secrets/redis");
+    CHECK_INT(set_flag(&c, "redis_password_file", "", err, sizeof err), 0);
+    CHECK_INT(set_flag(&c, "redis_password_file", "a\nb", err, sizeof err), -1);
+    CHECK_STR(err, "--redis-password-file: 'a\\x0ab' contains a control character");
+    /* A file that does not exist is no error here: it is read once, at start. */
+    CHECK_INT(set_flag(&c, "redis_password_file", "/nonexistent/x", err, sizeof err), 0);
+    config_free(&c);
+    CHECK_INT(load_text(&c, "redis_url = unix:///run/redis.sock?db=4\n", &path, err, sizeof err),
+              0);
+    CHECK_STR(c.redis_url, "unix:///run/redis.sock?db=4");
+    config_free(&c);
+    CHECK_INT(load_text(&c, "redis_url = redis://h:99999\n", &path, err, sizeof err), -1);
+    CHECK(strstr(err, ":1: redis_url: port '99999' is not 1..65535") != NULL);
+    config_free(&c);
+}
+
 /* MOVIESD_<KEY> variables apply; MOVIESD_CONFIG is main's; any other MOVIESD_ is an error. */
 static void test_env(void)
 {
@@ -578,7 +695,7 @@ static void test_print_round_trip(void)
     char err[256];
     config_init(&c);
     char *text = printed(&c);
-    CHECK(strstr(text, "listing_ttl = 600\n") != NULL);
+    CHECK(strstr(text, "listing_ttl = 3600\n") != NULL);
     CHECK(strstr(text, "log_level = info\n") != NULL);
     CHECK(strstr(text, "upstream = https://movie.douban.com\n") != NULL);
     CHECK(strncmp(text, "listen = 127.0.0.1:8080\n", 24) == 0);
@@ -592,6 +709,8 @@ static void test_print_round_trip(void)
     const char *values[][2] = {
         { "listen", "[::1]:0" }, { "upstream", "http://127.0.0.1:1234/" },
         { "user_agent", " \"bot\" #2 = yes " }, { "log_level", "debug" },
+        { "cities", "any" }, { "prefetch_cities", " beijing, xian " },
+        { "redis_url", "redis://:p%40ss%23@[::1]:6380/2" }, { "redis_password_file", " x y " },
     };
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++)
         CHECK_INT(config_set(&c, config_find(values[i][0]), values[i][1], "t", err, sizeof err), 0);
@@ -613,6 +732,8 @@ static void test_print_round_trip(void)
     CHECK(same_config(&c, &d));
     CHECK_STR(d.user_agent, " \"bot\" #2 = yes ");
     CHECK_STR(d.upstream, "http://127.0.0.1:1234");
+    CHECK_INT(d.cities, CITIES_ANY);
+    CHECK_STR(d.prefetch_cities, " beijing, xian ");
     free(text);
     config_free(&c);
     config_free(&d);
@@ -630,6 +751,162 @@ static void test_print_round_trip(void)
     config_free(&d);
 }
 
+/* A value for s other than the one c has, as text config_set accepts. */
+static const char *other_value(const struct config *c, const struct setting *s, char buf[32])
+{
+    switch (s->type) {
+    case SETTING_INTEGER:
+        snprintf(buf, 32, "%lld", integer_of(c, s) == s->max ? s->min : s->max);
+        return buf;
+    case SETTING_LOG_LEVEL:
+        return integer_of(c, s) == LOG_DEBUG ? "error" : "debug";
+    case SETTING_LISTEN:
+        return "127.0.0.1:1";
+    case SETTING_URL:
+        return "http://127.0.0.1:2";
+    case SETTING_STRING:
+        return "another agent";
+    case SETTING_CHOICE:
+        return s->choices[integer_of(c, s) == 0 ? 1 : 0];
+    case SETTING_CITY_LIST:
+        return strcmp(string_of(c, s), "beijing") == 0 ? "shanghai" : "beijing";
+    case SETTING_REDIS_URL:
+        return strcmp(string_of(c, s), "redis://127.0.0.1") == 0 ? "unix:///tmp/r.sock"
+                                                                 : "redis://127.0.0.1";
+    case SETTING_PATH:
+        return strcmp(string_of(c, s), "a") == 0 ? "b" : "a";
+    }
+    return NULL;
+}
+
+/* A reload applies the live settings, keeps and names the restart-only ones, and changes
+ * nothing when the loaded configuration holds a value loading would refuse. */
+static void test_apply_live(void)
+{
+    struct config running, loaded, before;
+    char err[256], kept[256];
+
+    /* Nothing changed: nothing applied, nothing kept. */
+    config_init(&running);
+    config_init(&loaded);
+    strcpy(kept, "junk");
+    CHECK_INT(config_apply_live(&running, &loaded, kept, sizeof kept, err, sizeof err), 0);
+    CHECK_STR(kept, "");
+    config_free(&loaded);
+
+    /* Each setting changed alone: live ones take the new value, the others are named. */
+    for (size_t i = 0; i < config_settings_count; i++) {
+        const struct setting *s = &config_settings[i];
+        char buf[32];
+        config_copy(&loaded, &running);
+        config_copy(&before, &running);
+        CHECK_INT(config_set(&loaded, s, other_value(&running, s, buf), "t", err, sizeof err), 0);
+        CHECK_INT(config_apply_live(&running, &loaded, kept, sizeof kept, err, sizeof err), 0);
+        if (s->live) {
+            CHECK(same_config(&running, &loaded));
+            CHECK_STR(kept, "");
+        } else {
+            CHECK(same_config(&running, &before));
+            CHECK_STR(kept, s->name);
+        }
+        config_free(&loaded);
+        config_free(&before);
+    }
+    config_free(&running);
+
+    /* A file that changes live and restart-only settings at once. */
+    config_init(&running);
+    config_init(&loaded);
+    CHECK_INT(set_flag(&loaded, "listen", "127.0.0.1:9", err, sizeof err), 0);
+    CHECK_INT(set_flag(&loaded, "listing_ttl", "5", err, sizeof err), 0);
+    CHECK_INT(set_flag(&loaded, "user_agent", "agent/2", err, sizeof err), 0);
+    CHECK_INT(set_flag(&loaded, "max_connections", "7", err, sizeof err), 0);
+    CHECK_INT(set_flag(&loaded, "log_level", "debug", err, sizeof err), 0);
+    CHECK_INT(config_apply_live(&running, &loaded, kept, sizeof kept, err, sizeof err), 0);
+    CHECK_STR(kept, "listen, max_connections");
+    CHECK_STR(running.listen, "127.0.0.1:8080");
+    CHECK_INT(running.max_connections, 8192);
+    CHECK_INT(running.listing_ttl, 5);
+    CHECK_STR(running.user_agent, "agent/2");
+    CHECK(running.user_agent != loaded.user_agent);   /* a copy: loaded is freed next */
+    CHECK_INT(running.log_level, LOG_DEBUG);
+
+    /* The names are cut to the buffer, and may be left out. */
+    char small[10];
+    config_free(&running);
+    config_init(&running);
+    CHECK_INT(config_apply_live(&running, &loaded, small, sizeof small, err, sizeof err), 0);
+    CHECK_STR(small, "listen, m");
+    config_free(&running);
+    config_init(&running);
+    CHECK_INT(config_apply_live(&running, &loaded, NULL, 0, err, sizeof err), 0);
+    CHECK_INT(running.listing_ttl, 5);
+    config_free(&loaded);
+    config_free(&running);
+
+    /* Values loading refuses, set behind config_set's back: nothing is applied. */
+    static const struct {
+        const char *key, *why;
+    } bad[] = {
+        {"retries", "out of range 0..10"},
+        {"log_level", "not a log level"},
+        {"user_agent", "control character"},
+        {"listen", "no value"},
+        {"upstream", "must start with http"},
+        {"detail_ttl", "not a whole number"},
+        {"cities", "not one of known, any"},
+        {"prefetch_cities", "no city 'atlantis'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        config_init(&running);
+        config_init(&loaded);
+        CHECK_INT(set_flag(&loaded, "listing_ttl", "5", err, sizeof err), 0);
+        const struct setting *s = config_find(bad[i].key);
+        switch (i) {
+        case 0:
+            *(long long *)(void *)((char *)&loaded + s->offset) = 11;
+            break;
+        case 1:
+            loaded.log_level = 9;
+            break;
+        case 2:
+            free(loaded.user_agent);
+            loaded.user_agent = xstrdup("agent\r\nX-Evil: 1");
+            break;
+        case 3:
+            free(loaded.listen);
+            loaded.listen = NULL;
+            break;
+        case 4:
+            free(loaded.upstream);
+            loaded.upstream = xstrdup("ftp://example.com");
+            break;
+        case 5:
+            loaded.detail_ttl = -1;
+            break;
+        case 6:
+            loaded.cities = 2;
+            break;
+        case 7:
+            free(loaded.prefetch_cities);
+            loaded.prefetch_cities = xstrdup("beijing atlantis");
+            break;
+        }
+        config_copy(&before, &running);
+        strcpy(kept, "untouched");
+        err[0] = '\0';
+        CHECK_INT(config_apply_live(&running, &loaded, kept, sizeof kept, err, sizeof err), -1);
+        if (strstr(err, bad[i].key) == NULL || strstr(err, bad[i].why) == NULL)
+            fprintf(stderr, "apply_live error for %s: %s\n", bad[i].key, err);
+        CHECK(strstr(err, bad[i].key) != NULL && strstr(err, bad[i].why) != NULL);
+        CHECK(same_config(&running, &before));
+        CHECK_STR(kept, "untouched");
+        config_free(&before);
+        config_free(&loaded);
+        config_free(&running);
+    }
+}
+
 /* --help: one aligned line per setting with its placeholder, help and default. */
 static void test_help(void)
 {
@@ -640,10 +917,13 @@ static void test_help(void)
     fclose(f);
     CHECK(strstr(buf, "  --listing-ttl SECONDS ") != NULL);
     CHECK(strstr(buf, "How long a city's listing of movies stays fresh in the cache. "
-                      "(default 600)\n") != NULL);
+                      "(default 3600)\n") != NULL);
     CHECK(strstr(buf, "  --log-level LEVEL ") != NULL);
     CHECK(strstr(buf, "  --listen HOST:PORT ") != NULL);
     CHECK(strstr(buf, "  --retries N ") != NULL);
+    CHECK(strstr(buf, "  --cities CHOICE ") != NULL);
+    CHECK(strstr(buf, "  --prefetch-cities CITIES ") != NULL);
+    CHECK(strstr(buf, "commas or spaces. (default \"\")\n") != NULL);
     CHECK(strstr(buf, "  --min-request-interval-ms MILLISECONDS ") != NULL);
     CHECK(strstr(buf, "(default \"Mozilla/5.0 (X11;") != NULL);
 
@@ -682,12 +962,17 @@ static void test_markdown(void)
     const char *head = "| Key | Flag | Environment | Default | Range | Live reload | Description |\n"
                        "|---|---|---|---|---|---|---|\n";
     CHECK(strncmp(buf, head, strlen(head)) == 0);
-    CHECK(strstr(buf, "| `listing_ttl` | `--listing-ttl` | `MOVIESD_LISTING_TTL` | `600` | "
+    CHECK(strstr(buf, "| `listing_ttl` | `--listing-ttl` | `MOVIESD_LISTING_TTL` | `3600` | "
                       "1..31536000 seconds | yes | How long a city's listing of movies stays "
                       "fresh in the cache. |\n") != NULL);
     CHECK(strstr(buf, "| `listen` | `--listen` | `MOVIESD_LISTEN` | `127.0.0.1:8080` |") != NULL);
+    CHECK(strstr(buf, "| `cities` | `--cities` | `MOVIESD_CITIES` | `known` | known, any | yes |")
+          != NULL);
+    CHECK(strstr(buf, "| `prefetch_cities` | `--prefetch-cities` | `MOVIESD_PREFETCH_CITIES` | "
+                      "none | empty, `all`, or slugs of `GET /cities` separated by commas or "
+                      "spaces | yes |") != NULL);
     CHECK(strstr(buf, "| `max_connections` | `--max-connections` | `MOVIESD_MAX_CONNECTIONS` | "
-                      "`1024` | 1..100000 | no (restart) |") != NULL);
+                      "`8192` | 1..100000 | no (restart) |") != NULL);
     size_t lines = 0;
     for (const char *p = buf; *p != '\0'; p++) {
         if (*p == '\n')
@@ -739,6 +1024,13 @@ static void test_shipped_conf(void)
         if (s != NULL) {
             seen[s - config_settings]++;
             char *value = xstrndup(key + klen + 3, strcspn(key + klen + 3, "\n"));
+            /* An empty default is written "" (a line must not end in a blank): the quotes go,
+             * as loading removes them. */
+            size_t vlen = strlen(value);
+            if (vlen >= 2 && value[0] == '"' && value[vlen - 1] == '"') {
+                memmove(value, value + 1, vlen - 2);
+                value[vlen - 2] = '\0';
+            }
             CHECK_STR(value, s->default_value);
             free(value);
         }
@@ -767,6 +1059,8 @@ static void test_shipped_conf(void)
     config_set(&c, config_find("log_level"), "error", "t", err, sizeof err);
     config_set(&c, config_find("listen"), "[::1]:1", "t", err, sizeof err);
     config_set(&c, config_find("upstream"), "http://x", "t", err, sizeof err);
+    config_set(&c, config_find("cities"), "any", "t", err, sizeof err);
+    config_set(&c, config_find("prefetch_cities"), "all", "t", err, sizeof err);
     const char *path = temp_file(out);
     r = config_load_file(&c, path, err, sizeof err);
     if (r != 0)
@@ -785,12 +1079,15 @@ int main(void)
     test_text_settings();
     test_url();
     test_listen();
+    test_city_settings();
+    test_redis_settings();
     test_find();
     test_file_format();
     test_file_errors();
     test_env();
     test_precedence();
     test_print_round_trip();
+    test_apply_live();
     test_help();
     test_markdown();
     test_shipped_conf();

@@ -10,9 +10,11 @@
 
 /* The API's keys, in order. */
 static const char *const movie_keys[] = {
-    "id", "url", "title", "original_title", "release_date", "release_date_iso", "genres",
+    "id", "url", "title", "original_title", "release_date", "release_date_iso",
+    "release_date_precision", "genres",
     "regions", "wish_count", "thumbnail", "poster", "year", "directors", "actors",
-    "runtime_minutes", "rating", "votes", "imdb_id", "languages", "summary", "detail_error",
+    "runtime_minutes", "rating", "votes", "imdb_id", "languages", "summary", "detail_status",
+    "detail_error",
 };
 #define NKEYS (sizeof movie_keys / sizeof movie_keys[0])
 
@@ -234,7 +236,7 @@ static void test_detail_error(void)
     struct listing l = {0};
     struct listing_item *it = listing_add(&l);
     fill_item(it);
-    struct detail_error e = {.code = "upstream_error", .status = 502, .message = "HTTP 502"};
+    struct detail_error e = {.code = API_ERROR_UPSTREAM_ERROR, .status = 502, .message = "HTTP 502"};
     json_t *o = movie_json(it, NULL, &e, 0);
     check_keys(o);
     json_t *err = json_object_get(o, "detail_error");
@@ -246,7 +248,7 @@ static void test_detail_error(void)
     CHECK(json_is_null(json_object_get(o, "poster")));
     json_decref(o);
 
-    e = (struct detail_error){.code = "upstream_timeout", .status = -1, .message = "timed out"};
+    e = (struct detail_error){.code = API_ERROR_UPSTREAM_TIMEOUT, .status = -1, .message = "timed out"};
     o = movie_json(it, NULL, &e, 0);
     CHECK(json_is_null(json_object_get(json_object_get(o, "detail_error"), "status")));
     json_decref(o);
@@ -295,6 +297,128 @@ static void test_listing_date(void)
     CHECK_INT(movie_parse_listing_date("1２月31日", &m, &d), -1);
 }
 
+/* A month alone, "07月": "YYYY-MM", the month judged by its last day. */
+static void test_listing_month(void)
+{
+    int m = -1, d = -1;
+    CHECK_INT(movie_parse_listing_date("07月", &m, &d), 0);
+    CHECK(m == 7 && d == 0);
+    CHECK_INT(movie_parse_listing_date("01月", &m, &d), 0);
+    CHECK(m == 1 && d == 0);
+    CHECK_INT(movie_parse_listing_date("12月", &m, &d), 0);
+    CHECK(m == 12 && d == 0);
+
+    CHECK_STR(iso_at("07月", 2025, 7, 20), "2025-07");          /* the fetch month */
+    CHECK_STR(iso_at("07月", 2025, 7, 1), "2025-07");
+    CHECK_STR(iso_at("07月", 2025, 7, 31), "2025-07");
+    CHECK_STR(iso_at("09月", 2025, 8, 1), "2025-09");
+    /* Year wrap: listed in December, January is next year's; listed in January, December
+     * is the one just past while it ended at most 30 days before, then next December. */
+    CHECK_STR(iso_at("01月", 2024, 12, 20), "2025-01");
+    CHECK_STR(iso_at("01月", 2024, 12, 1), "2025-01");
+    CHECK_STR(iso_at("02月", 2024, 12, 31), "2025-02");
+    CHECK_STR(iso_at("12月", 2024, 12, 31), "2024-12");
+    CHECK_STR(iso_at("12月", 2025, 1, 5), "2024-12");
+    CHECK_STR(iso_at("12月", 2025, 1, 30), "2024-12");          /* ended 30 days before */
+    CHECK_STR(iso_at("12月", 2025, 1, 31), "2025-12");          /* 31 days */
+    CHECK_STR(iso_at("11月", 2025, 1, 5), "2025-11");
+    /* 30 days after the last day, by each month's length (February's by leap year). */
+    CHECK_STR(iso_at("06月", 2025, 7, 30), "2025-06");
+    CHECK_STR(iso_at("06月", 2025, 7, 31), "2026-06");
+    CHECK_STR(iso_at("02月", 2024, 3, 30), "2024-02");          /* 29 days in 2024 */
+    CHECK_STR(iso_at("02月", 2024, 3, 31), "2025-02");
+    CHECK_STR(iso_at("02月", 2025, 3, 30), "2025-02");          /* 28 in 2025 */
+    CHECK_STR(iso_at("02月", 2025, 3, 31), "2026-02");
+    /* The month before the fetch month, more than 30 days after its end: next year's,
+     * less than a year after. */
+    CHECK_STR(iso_at("03月", 2025, 5, 15), "2026-03");
+    /* The fetch day is China's: 2024-12-31 16:00 UTC is January 2025 there. */
+    char out[11];
+    CHECK_INT(movie_listing_date_iso("12月", china_time(2025, 1, 1, 0, 0), out), 0);
+    CHECK_STR(out, "2024-12");
+    CHECK_INT(movie_listing_date_iso("01月", china_time(2024, 12, 31, 23, 59), out), 0);
+    CHECK_STR(out, "2025-01");
+    CHECK_INT(movie_listing_date_iso("11月", china_time(2024, 12, 31, 23, 59), out), 0);
+    CHECK_STR(out, "2025-11");                                  /* November ended 31 days before */
+    /* Not a month. */
+    static const char *const bad[] = {"00月", "13月", "7月", "007月", "07", "07日", "07月 ",
+                                      " 07月", "0７月", "07月0", "07月日", "99月", "０7月"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_INT(movie_parse_listing_date(bad[i], &m, &d), -1);
+        CHECK_STR(iso_at(bad[i], 2025, 8, 1), "-1");
+    }
+}
+
+/* release_date_precision: "day" for a day (the listing's or the movie page's mainland
+ * date, which wins over a listed month), "month" for a listed month, null without a date. */
+static void test_release_precision(void)
+{
+    struct listing l = {0};
+    struct listing_item *it = listing_add(&l);
+    fill_item(it);
+    time_t fetched = china_time(2025, 12, 20, 12, 0);
+    json_t *o = movie_json(it, NULL, NULL, fetched);
+    CHECK_STR(json_string_value(json_object_get(o, "release_date_iso")), "2026-08-07");
+    CHECK_STR(json_string_value(json_object_get(o, "release_date_precision")), "day");
+    json_decref(o);
+
+    free(it->release_date);
+    it->release_date = xstrdup("01月");
+    o = movie_json(it, NULL, NULL, fetched);
+    check_keys(o);
+    CHECK_STR(json_string_value(json_object_get(o, "release_date")), "01月");
+    CHECK_STR(json_string_value(json_object_get(o, "release_date_iso")), "2026-01");
+    CHECK_STR(json_string_value(json_object_get(o, "release_date_precision")), "month");
+    json_decref(o);
+    o = movie_json(it, NULL, NULL, china_time(2026, 1, 10, 12, 0));
+    CHECK_STR(json_string_value(json_object_get(o, "release_date_iso")), "2026-01");
+    json_decref(o);
+
+    /* The movie page's mainland day wins over the listed month. */
+    struct movie_detail d;
+    movie_detail_init(&d);
+    d.release_date_cn = xstrdup("2026-01-16");
+    json_t *detail = movie_detail_json(&d);
+    o = movie_json(it, detail, NULL, fetched);
+    CHECK_STR(json_string_value(json_object_get(o, "release_date")), "01月");
+    CHECK_STR(json_string_value(json_object_get(o, "release_date_iso")), "2026-01-16");
+    CHECK_STR(json_string_value(json_object_get(o, "release_date_precision")), "day");
+    json_decref(o);
+    json_decref(detail);
+    movie_detail_free(&d);
+
+    /* A page without a mainland date leaves the listing's month. */
+    movie_detail_init(&d);
+    detail = movie_detail_json(&d);
+    o = movie_json(it, detail, NULL, fetched);
+    CHECK_STR(json_string_value(json_object_get(o, "release_date_iso")), "2026-01");
+    CHECK_STR(json_string_value(json_object_get(o, "release_date_precision")), "month");
+    json_decref(o);
+    json_decref(detail);
+
+    /* A cached detail whose mainland date is not a day is not trusted for one. */
+    detail = json_pack("{s:s}", "release_date_cn", "2026-01");
+    o = movie_json(it, detail, NULL, fetched);
+    CHECK_STR(json_string_value(json_object_get(o, "release_date_iso")), "2026-01");
+    CHECK_STR(json_string_value(json_object_get(o, "release_date_precision")), "month");
+    json_decref(o);
+    json_decref(detail);
+
+    /* No date, or one no year fits: both null. */
+    free(it->release_date);
+    it->release_date = NULL;
+    o = movie_json(it, NULL, NULL, fetched);
+    CHECK(json_is_null(json_object_get(o, "release_date_iso")));
+    CHECK(json_is_null(json_object_get(o, "release_date_precision")));
+    json_decref(o);
+    it->release_date = xstrdup("02月29日");
+    o = movie_json(it, NULL, NULL, china_time(2025, 3, 1, 12, 0));
+    CHECK(json_is_null(json_object_get(o, "release_date_iso")));
+    CHECK(json_is_null(json_object_get(o, "release_date_precision")));
+    json_decref(o);
+    listing_free(&l);
+}
+
 int main(void)
 {
     test_records();
@@ -303,5 +427,7 @@ int main(void)
     test_movie_with_detail();
     test_detail_error();
     test_listing_date();
+    test_listing_month();
+    test_release_precision();
     return check_summary();
 }

@@ -1,5 +1,5 @@
 /* Unit tests of lib/util.c and lib/log.c: number parsing, string lists, blobs, hashes,
- * log escaping and the two log line formats. */
+ * UTF-8 sequences, log escaping and the two log line formats. */
 #include "check.h"
 #include "log.h"
 #include "util.h"
@@ -9,24 +9,16 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-/* Whether s is entirely valid UTF-8 (no overlongs, surrogates or cut sequences). */
+/* Whether s is entirely valid UTF-8, by the library's own check (tested below). */
 static int valid_utf8(const char *s, size_t len)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        unsigned char b = p[i];
-        size_t n = b < 0x80 ? 1 : b >= 0xC2 && b <= 0xDF ? 2 : b >= 0xE0 && b <= 0xEF ? 3
-                 : b >= 0xF0 && b <= 0xF4 ? 4 : 0;
-        if (n == 0 || i + n > len)
+    size_t n;
+    for (size_t i = 0; i < len; i += n)
+        if ((n = utf8_sequence(s + i, len - i)) == 0)
             return 0;
-        for (size_t k = 1; k < n; k++)
-            if ((p[i + k] & 0xC0) != 0x80)
-                return 0;
-        i += n;
-    }
     return 1;
 }
 
@@ -145,6 +137,115 @@ static void test_hash_hex(void)
     CHECK_INT(strlen(out), 16);
     hash_hex("a\0c", 3, again);
     CHECK(strcmp(out, again) != 0);
+
+    /* The hex is the hash the cache buckets by. */
+    CHECK(hash_fnv1a("", 0) == 0xcbf29ce484222325ULL);
+    CHECK(hash_fnv1a("a", 1) == 0xaf63dc4c8601ec8cULL);
+    CHECK(hash_fnv1a("foobar", 6) == 0x85944171f73967e8ULL);
+    CHECK(hash_fnv1a("foobar", 3) == hash_fnv1a("foo", 3));
+}
+
+/* A reference for utf8_sequence written differently: decode, then judge the code point. */
+static size_t utf8_reference(const unsigned char *p, size_t avail)
+{
+    static const unsigned long least[] = {0, 0, 0x80, 0x800, 0x10000};
+    size_t n = p[0] < 0x80 ? 1 : (p[0] & 0xE0) == 0xC0 ? 2 : (p[0] & 0xF0) == 0xE0 ? 3
+             : (p[0] & 0xF8) == 0xF0 ? 4 : 0;
+    if (n == 0 || avail < n)
+        return 0;
+    unsigned long cp = n == 1 ? p[0] : (unsigned long)(p[0] & (0x7F >> n));
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3Fu);
+    }
+    if (cp < least[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+/* utf8_sequence against the reference on every one-, two- and three-byte input and on
+ * four-byte ones around the edges, with and without room for the whole sequence. */
+static void test_utf8_sequence(void)
+{
+    unsigned char b[4];
+    size_t wrong = 0;
+    for (unsigned b0 = 0; b0 < 256; b0++)
+        for (unsigned b1 = 0; b1 < 256; b1++)
+            for (unsigned b2 = 0; b2 < 256; b2++) {
+                static const unsigned char last[] = {0x00, 0x7F, 0x80, 0xBF, 0xC0, 0xFF};
+                b[0] = (unsigned char)b0;
+                b[1] = (unsigned char)b1;
+                b[2] = (unsigned char)b2;
+                for (size_t k = 0; k < (b0 >= 0xF0 ? sizeof last : 1); k++) {
+                    b[3] = last[k];
+                    for (size_t avail = 1; avail <= 4; avail++)
+                        if (utf8_sequence((const char *)b, avail) != utf8_reference(b, avail))
+                            wrong++;
+                }
+            }
+    CHECK_INT(wrong, 0);
+
+    CHECK_INT(utf8_sequence("", 0), 0);
+    CHECK_INT(utf8_sequence("", 1), 1);                    /* a NUL is a character */
+    CHECK_INT(utf8_sequence("a", 1), 1);
+    CHECK_INT(utf8_sequence("\xC2\xA0", 2), 2);
+    CHECK_INT(utf8_sequence("\xC2\x9B", 2), 2);            /* C1 controls are UTF-8 */
+    CHECK_INT(utf8_sequence("电", 3), 3);
+    CHECK_INT(utf8_sequence("🎬", 4), 4);
+    CHECK_INT(utf8_sequence("\xF4\x8F\xBF\xBF", 4), 4);    /* U+10FFFF */
+    CHECK_INT(utf8_sequence("\xF4\x90\x80\x80", 4), 0);
+    CHECK_INT(utf8_sequence("\xED\x9F\xBF", 3), 3);        /* U+D7FF */
+    CHECK_INT(utf8_sequence("\xED\xA0\x80", 3), 0);        /* U+D800 */
+    CHECK_INT(utf8_sequence("电", 2), 0);                  /* cut short */
+
+    /* Nothing past the first wrong byte is read (ASan sees any overread of these). */
+    unsigned char *two = xmalloc(2), *three = xmalloc(3);
+    memcpy(two, "\xE7\x00", 2);
+    CHECK_INT(utf8_sequence((const char *)two, 4), 0);
+    memcpy(three, "\xF0\x9F\x00", 3);
+    CHECK_INT(utf8_sequence((const char *)three, 4), 0);
+    free(two);
+    free(three);
+}
+
+/* Word lists: any run of separators splits, words are compared whole. */
+static void test_words(void)
+{
+    const char *p = "  item\tmod  x ", *w;
+    size_t n;
+    CHECK((w = words_next(&p, " \t", &n)) != NULL && n == 4 && strncmp(w, "item", 4) == 0);
+    CHECK((w = words_next(&p, " \t", &n)) != NULL && n == 3 && strncmp(w, "mod", 3) == 0);
+    CHECK((w = words_next(&p, " \t", &n)) != NULL && n == 1 && *w == 'x');
+    CHECK(words_next(&p, " \t", &n) == NULL);
+    CHECK_INT(n, 0);
+    p = "";
+    CHECK(words_next(&p, " ", &n) == NULL);
+
+    CHECK(words_contain("item mod", " ", "mod", 3));
+    CHECK(words_contain("剧情 喜剧", " ", "喜剧", strlen("喜剧")));
+    CHECK(words_contain("a\tb", " \t", "b", 1));
+    CHECK(!words_contain("a\tb", " ", "b", 1));            /* only the given separators */
+    CHECK(!words_contain("items mod", " ", "item", 4));    /* whole words only */
+    CHECK(!words_contain("item mod", " ", "mo", 2));
+    CHECK(!words_contain("", " ", "a", 1));
+    CHECK(words_contain("ab", " ", "abc", 2));             /* w is wlen bytes */
+}
+
+/* A bounded search that looks past NULs and never past len. */
+static void test_bytes_find(void)
+{
+    static const char data[] = "a\0有异常请求\0b";
+    size_t len = sizeof data - 1;
+    CHECK(bytes_find(data, len, "有异常请求") == data + 2);
+    CHECK(bytes_find(data, len, "b") == data + len - 1);
+    CHECK(bytes_find(data, len - 1, "b") == NULL);
+    CHECK(bytes_find(data, 5, "有异常请求") == NULL);       /* cut short by len */
+    CHECK(bytes_find(data, len, "x") == NULL);
+    const char *s = "aaab";
+    CHECK(bytes_find(s, 4, "aab") == s + 1);            /* after a false start */
+    CHECK(bytes_find(s, 0, "a") == NULL);
+    CHECK(bytes_find(s, 4, "") == s);
 }
 
 /* Escaping keeps readable text, hides control bytes and never cuts a unit in two. */
@@ -176,6 +277,27 @@ static void test_log_escape(void)
     /* C1 controls are valid UTF-8 but terminals may act on them. */
     CHECK_STR(log_escape("\xc2\x9b", 2, out, sizeof out), "\\xc2\\x9b");
     CHECK_STR(log_escape("\xc2\xa0\xf0\x9f\x8e\xac", 6, out, sizeof out), "\xc2\xa0\xf0\x9f\x8e\xac");
+    /* Bidirectional and line-breaking format controls are escaped like C1 controls: they
+     * would make a logged path read as other text. */
+    CHECK_STR(log_escape("/movies\xe2\x80\xaegpj.exe", 17, out, sizeof out),
+              "/movies\\xe2\\x80\\xaegpj.exe");                                      /* U+202E */
+    static const struct { const char *utf8, *escaped; } format_controls[] = {
+        {"\xd8\x9c", "\\xd8\\x9c"},                                                  /* U+061C */
+        {"\xe2\x80\x8e", "\\xe2\\x80\\x8e"}, {"\xe2\x80\x8f", "\\xe2\\x80\\x8f"},    /* U+200E-F */
+        {"\xe2\x80\xa8", "\\xe2\\x80\\xa8"}, {"\xe2\x80\xa9", "\\xe2\\x80\\xa9"},    /* U+2028-9 */
+        {"\xe2\x80\xaa", "\\xe2\\x80\\xaa"}, {"\xe2\x80\xab", "\\xe2\\x80\\xab"},    /* U+202A-E */
+        {"\xe2\x80\xac", "\\xe2\\x80\\xac"}, {"\xe2\x80\xad", "\\xe2\\x80\\xad"},
+        {"\xe2\x80\xae", "\\xe2\\x80\\xae"},
+        {"\xe2\x81\xa6", "\\xe2\\x81\\xa6"}, {"\xe2\x81\xa7", "\\xe2\\x81\\xa7"},    /* U+2066-9 */
+        {"\xe2\x81\xa8", "\\xe2\\x81\\xa8"}, {"\xe2\x81\xa9", "\\xe2\\x81\\xa9"},
+    };
+    for (size_t i = 0; i < sizeof format_controls / sizeof format_controls[0]; i++)
+        CHECK_STR(log_escape(format_controls[i].utf8, strlen(format_controls[i].utf8), out, sizeof out),
+                  format_controls[i].escaped);
+    /* Their neighbours are ordinary text: U+061B, U+200D (joins emoji), U+2027, U+2030,
+     * U+2065, U+206A, and the dash of Douban's titles. */
+    const char *neighbours = "\xd8\x9b \xe2\x80\x8d \xe2\x80\xa7 \xe2\x80\xb0 \xe2\x81\xa5 \xe2\x81\xaa \xe2\x80\x94";
+    CHECK_STR(log_escape(neighbours, strlen(neighbours), out, sizeof out), neighbours);
 
     /* Cutting: the result fits outlen-1 bytes and holds whole units only. */
     char small[8];
@@ -264,6 +386,66 @@ static void capture_end(struct capture *cap)
     close(cap->fds[1]);
 }
 
+/* Sets JOURNAL_STREAM to stderr's device and inode, as systemd does for a service. */
+static void journal_on_stderr(void)
+{
+    struct stat st;
+    char value[64];
+    if (fstat(STDERR_FILENO, &st) != 0)
+        exit(2);
+    snprintf(value, sizeof value, "%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino);
+    setenv("JOURNAL_STREAM", value, 1);
+}
+
+/* JOURNAL_STREAM counts only when its DEV:INODE are stderr's, both strict decimals. */
+static void test_log_journal_stream(void)
+{
+    struct stat st;
+    memset(&st, 0, sizeof st);
+    st.st_dev = 8;
+    st.st_ino = 123456;
+    CHECK_INT(log_journal_stream_matches("8:123456", &st), 1);
+    const char *bad[] = { NULL, "", "8", "8:", ":123456", "9:123456", "8:123457", "8:1234560",
+                          "08:123456x", "+8:123456", "8:-123456", " 8:123456", "8:123456 ",
+                          "8:123456:1", "8;123456", "0x8:123456",
+                          "99999999999999999999:123456", "8:123456123456123456123456123456" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (log_journal_stream_matches(bad[i], &st))
+            fprintf(stderr, "JOURNAL_STREAM '%s' matched 8:123456\n", bad[i] ? bad[i] : "(null)");
+        CHECK_INT(log_journal_stream_matches(bad[i], &st), 0);
+    }
+    CHECK_INT(log_journal_stream_matches("08:0123456", &st), 1);
+    st.st_dev = 0;
+    st.st_ino = 0;
+    CHECK_INT(log_journal_stream_matches("0:0", &st), 1);
+
+    /* log_init looks at stderr itself: a variable naming another file (stderr redirected
+     * under systemd) leaves the plain format. */
+    static char out[4096];
+    struct capture cap;
+    struct stat other;
+    char value[64];
+    CHECK_INT(stat("/", &other), 0);
+    snprintf(value, sizeof value, "%llu:%llu", (unsigned long long)other.st_dev,
+             (unsigned long long)other.st_ino);
+    capture_begin(&cap);
+    setenv("JOURNAL_STREAM", value, 1);
+    log_init(LOG_INFO);
+    log_info("elsewhere");
+    journal_on_stderr();
+    log_init(LOG_INFO);
+    log_info("journal");
+    capture_read(&cap, out, sizeof out);
+    capture_end(&cap);
+    unsetenv("JOURNAL_STREAM");
+    log_init(LOG_INFO);
+    const char *nl = strchr(out, '\n');
+    CHECK(nl != NULL && out[0] >= '0' && out[0] <= '9');
+    CHECK(nl != NULL && nl - out > 10 && memcmp(nl - 10, " elsewhere", 10) == 0);
+    CHECK_STR(nl ? nl + 1 : "", "<6>journal\n");
+}
+
 /* Under systemd the lines are "<N>message"; otherwise a UTC timestamp and the level. */
 static void test_log_formats(void)
 {
@@ -271,9 +453,9 @@ static void test_log_formats(void)
     struct capture cap;
     size_t len;
 
-    setenv("JOURNAL_STREAM", "8:123456", 1);
-    log_init(LOG_INFO);
     capture_begin(&cap);
+    journal_on_stderr();
+    log_init(LOG_INFO);
     log_info("hello %d", 5);
     log_debug("not shown %d", 1);
     log_error("boom");
@@ -281,9 +463,11 @@ static void test_log_formats(void)
     log_set_level(LOG_DEBUG);
     log_debug("shown %s", "now");
     log_info("line\nbreak\x1b");
+    log_info("rtl\xe2\x80\xae \xd8\x9c|\xe2\x81\xa9|\xe2\x80\x94");  /* the backstop for unescaped text */
     capture_read(&cap, out, sizeof out);
     capture_end(&cap);
-    CHECK_STR(out, "<6>hello 5\n<3>boom\n<4>careful\n<7>shown now\n<6>line?break?\n");
+    CHECK_STR(out, "<6>hello 5\n<3>boom\n<4>careful\n<7>shown now\n<6>line?break?\n"
+                   "<6>rtl??? ??|???|\xe2\x80\x94\n");
 
     /* A long line is cut to one write with a mark, never inside a UTF-8 sequence. */
     size_t big = 3 * 2000;
@@ -328,9 +512,9 @@ static void test_log_stalled(void)
     static char out[1 << 20];
     struct capture cap;
 
-    setenv("JOURNAL_STREAM", "8:123456", 1);
-    log_init(LOG_INFO);
     capture_begin(&cap);
+    journal_on_stderr();
+    log_init(LOG_INFO);
     int flags = fcntl(cap.fds[1], F_GETFL);
     fcntl(cap.fds[1], F_SETFL, flags | O_NONBLOCK);
     size_t filled = 0;
@@ -368,8 +552,12 @@ int main(void)
     test_strings_and_clock();
     test_blob();
     test_hash_hex();
+    test_utf8_sequence();
+    test_words();
+    test_bytes_find();
     test_log_escape();
     test_log_levels();
+    test_log_journal_stream();
     test_log_formats();
     test_log_stalled();
     return check_summary();
