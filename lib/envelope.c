@@ -168,7 +168,9 @@ int envelope_integer(const struct envelope *e, const char *name, long long min, 
         errorf(err, errlen, "no field %s", name);
         return -1;
     }
-    if (f->len == 0 || f->len >= sizeof text || memchr(f->data, '\0', f->len) != NULL) {
+    /* Canonical form only, as envelope_pack's writers print it: no leading zero. */
+    if (f->len == 0 || f->len >= sizeof text || memchr(f->data, '\0', f->len) != NULL ||
+        (f->len > 1 && f->data[0] == '0')) {
         errorf(err, errlen, "field %s is not a number", name);
         return -1;
     }

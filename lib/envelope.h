@@ -49,7 +49,8 @@ int envelope_parse(const char *data, size_t len, struct envelope *out, char *err
 /* The field called name (borrowed from e), or NULL. */
 const struct envelope_field *envelope_find(const struct envelope *e, const char *name);
 
-/* The field called name read as a decimal in [min, max] (parse_integer's rules; min >= 0).
+/* The field called name read as a decimal in [min, max] (parse_integer's rules, and no
+ * leading zero; min >= 0).
  * Returns 0, or -1 with the reason in err when it is missing or not such a number. */
 int envelope_integer(const struct envelope *e, const char *name, long long min, long long max,
                      long long *out, char *err, size_t errlen);

@@ -73,6 +73,16 @@ static void test_pack_format(void)
     CHECK_STR(err, "no field nothing");
     free(out);
 
+    /* Numbers in their canonical form only: "0" is one, "007" is not. */
+    struct envelope_field numbers[] = {{"zero", "0", 1}, {"padded", "007", 3}};
+    CHECK_INT(envelope_pack(numbers, 2, &out, &len, err, sizeof err), 0);
+    CHECK_INT(envelope_parse(out, len, &e, err, sizeof err), 0);
+    CHECK_INT(envelope_integer(&e, "zero", 0, 10, &status, err, sizeof err), 0);
+    CHECK_INT(status, 0);
+    CHECK_INT(envelope_integer(&e, "padded", 0, 10, &status, err, sizeof err), -1);
+    CHECK_STR(err, "field padded is not a number");
+    free(out);
+
     /* No fields at all is an envelope too. */
     CHECK_INT(envelope_pack(NULL, 0, &out, &len, err, sizeof err), 0);
     CHECK_STR(out, "MVENV 1 0\n");
