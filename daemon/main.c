@@ -411,6 +411,10 @@ static int run_server(const struct options *opts, struct config *config,
         return 1;
     s->scraper = scraper_new(s->fetcher, &s->config, d.cache_budget, s->pool);
     s->answerer = answerer_new(s->scraper, &s->config, s->metrics, d.cache_budget);
+    if (s->fleet != NULL) {
+        scraper_set_fleet(s->scraper, s->fleet);
+        answerer_set_fleet(s->answerer, s->fleet, s->base);
+    }
 
     signal(SIGPIPE, SIG_IGN);  /* a client that hangs up must not kill the process */
     d.sigterm = evsignal_new(s->base, SIGTERM, on_stop_signal, &d);
@@ -451,16 +455,17 @@ out:
     answerer_fail_all(s->answerer, API_ERROR_SHUTTING_DOWN, NULL);
     http_stop(s);
     prefetcher_free(d.prefetcher);
+    /* The fleet goes before everything that it calls back: fleet_free drops the fetcher's
+     * budget ask and the scraper's and answerer's reads, waits and locks without calling
+     * back (giving the locks back, so another replica takes over at once); the client
+     * last, after the fleet that borrows it. */
+    if (s->fleet != NULL)
+        fetch_set_fleet(s->fetcher, NULL, NULL, 1);
+    fleet_free(s->fleet);
     scraper_free(s->scraper);
     pool_free(s->pool);
     answerer_free(s->answerer);
     cache_budget_free(d.cache_budget);
-    /* The fleet goes before the fetcher: fleet_free drops the fetcher's outstanding budget
-     * ask without calling back, so nothing calls into a freed fetcher; the client last,
-     * after the fleet that borrows it. */
-    if (s->fleet != NULL)
-        fetch_set_fleet(s->fetcher, NULL, NULL, 1);
-    fleet_free(s->fleet);
     fetcher_free(s->fetcher);
     redis_free(s->redis);
     metrics_free(s->metrics);

@@ -14,7 +14,16 @@
  * Two kinds of result are kept for less than a full TTL's trust: "no such city" is cached
  * (so a client asking for nonsense costs one upstream request per TTL, not one per
  * request) but never served as stale data, and a scrape that lost movie pages to a block
- * is cached only briefly, and never replaces a complete answer that may still be served. */
+ * is cached only briefly, and never replaces a complete answer that may still be served.
+ *
+ * With a fleet (answerer_set_fleet), the city cache has a second level in Redis and the
+ * single-flight is the fleet's: a refresh first reads the city's shared answer (another
+ * replica may have fetched it); failing that it takes the city's lock and scrapes, sharing
+ * the partial answer as movies land and the final one at the end; a replica that finds the
+ * lock taken waits for its owner's result (answering its own listing-first requests from
+ * the owner's shared partial answer), and takes over when the owner dies. Answers are
+ * shared as the bytes the owner made, ETags included, so every replica sends the same
+ * document. When Redis is out of reach every step falls back to this process alone. */
 #include "answer.h"
 
 #include <jansson.h>
@@ -23,8 +32,12 @@
 #include <string.h>
 #include <sys/queue.h>
 
+#include <event2/event.h>
+
 #include "cache.h"
 #include "config.h"
+#include "envelope.h"
+#include "fleet.h"
 #include "gzip.h"
 #include "log.h"
 #include "metrics.h"
@@ -40,6 +53,22 @@
 /* Longest a client may keep a partial answer: it fills in within seconds. */
 #define PARTIAL_MAX_AGE 10
 
+/* The fleet's city locks: renewed every third of this while the owner scrapes, so a dead
+ * owner's city is taken over within it. */
+#define CITY_LOCK_TTL_MS 6000
+/* How long a waiter trusts one wait for an owner before looking again. */
+#define CITY_WATCH_MS 60000
+/* A waiter reads the owner's partial answer this often until it has one, then this often. */
+#define PARTIAL_POLL_MS 100
+#define PARTIAL_REFRESH_MS 1000
+/* The owner shares its partial answer at most this often as movies land. */
+#define PARTIAL_SHARE_S 0.5
+/* How long a shared partial answer lives: a little beyond its owner's lock. */
+#define PARTIAL_SHARE_TTL_MS (2 * CITY_LOCK_TTL_MS)
+/* How long a failed refresh's error is shared: its waiters get it instead of asking the
+ * upstream again, and the next refresh after it tries anew. */
+#define ERROR_SHARE_TTL_MS 5000
+
 /* A cached city: both serializations, each also gzip-compressed, made once per refresh. */
 struct city_entry {
     enum api_error error;        /* NONE, or UNKNOWN_CITY for a city the upstream does not know */
@@ -54,6 +83,7 @@ struct city_entry {
     double fetched;              /* monotonic time the listing arrived */
     double last_asked;           /* monotonic time a client last asked, 0 never */
     int degraded;                /* movies lost to a block or a passing failure: trusted DEGRADED_TTL at most */
+    long retry_after;            /* a shared failure's (never cached): seconds, or -1 */
 };
 
 struct answer_wait {
@@ -64,11 +94,29 @@ struct answer_wait {
     TAILQ_ENTRY(answer_wait) link;
 };
 
+/* Where a refresh is: without a fleet it only scrapes. */
+enum refresh_phase {
+    PHASE_LOOKUP,    /* reading the city's shared answer */
+    PHASE_LOCK,      /* asking for the city's lock */
+    PHASE_WATCH,     /* another replica holds it: waiting for its result */
+    PHASE_SCRAPE,    /* scraping, for the fleet when lock is set */
+};
+
 /* A scrape under way for a city, and the requests waiting for it. */
 struct refresh {
     struct answerer *answerer;
     char *city;
+    enum refresh_phase phase;
+    enum fetch_priority listing_priority, details_priority;
     struct scrape *scrape;       /* until it calls back with SCRAPE_DONE */
+    struct fleet_lock *lock;     /* the city's fleet lock while this replica scrapes it */
+    struct fleet_watch *watch;   /* PHASE_WATCH: the wait for the owner */
+    struct event *partial_timer; /* PHASE_WATCH: next read of the owner's partial answer */
+    int partial_reading;         /* that read is in flight */
+    double partial_shared;       /* owner: monotonic time its partial answer was last shared */
+    int owner_done;              /* the fleet said the owner's scrape ended: its error counts */
+    int refs;                    /* fleet reads in flight that will call back with r */
+    int ended;                   /* out of the answerer: freed when refs reach 0 */
     int prefetch;                /* started by the prefetcher: kept when its waiters leave */
     int listed;                  /* the listing is in: partial answers can be made */
     double fetched;              /* monotonic time the listing arrived */
@@ -83,6 +131,8 @@ struct refresh {
 
 struct answerer {
     struct scraper *scraper;
+    struct fleet *fleet;         /* or NULL: this process alone */
+    struct event_base *base;     /* with a fleet: for the waiters' timers */
     const struct config *config;
     struct metrics *metrics;
     struct cache *cities;
@@ -189,6 +239,40 @@ static struct refresh *refresh_find(struct answerer *a, const char *city)
     return NULL;
 }
 
+/* Frees what r holds once nothing will call back with it; r is out of the answerer. */
+static void refresh_release(struct refresh *r)
+{
+    r->ended = 1;
+    if (r->watch != NULL) {
+        fleet_watch_cancel(r->watch);
+        r->watch = NULL;
+    }
+    if (r->lock != NULL) {
+        fleet_lock_release(r->lock);
+        r->lock = NULL;
+    }
+    if (r->partial_timer != NULL) {
+        event_free(r->partial_timer);
+        r->partial_timer = NULL;
+    }
+    if (r->refs > 0)
+        return;
+    blob_unref(r->partial);
+    blob_unref(r->partial_gzip);
+    free(r->city);
+    free(r);
+}
+
+/* A fleet read for r answered: whether r still wants it (else it is released). */
+static int refresh_back(struct refresh *r)
+{
+    r->refs--;
+    if (!r->ended)
+        return 1;
+    refresh_release(r);
+    return 0;
+}
+
 /* Hands one answer to every waiter of r and frees r. */
 static void refresh_end(struct refresh *r, const struct answer *ans)
 {
@@ -204,15 +288,13 @@ static void refresh_end(struct refresh *r, const struct answer *ans)
         free(w);
         cb(ans, arg);
     }
-    blob_unref(r->partial);
-    blob_unref(r->partial_gzip);
-    free(r->city);
-    free(r);
+    refresh_release(r);
 }
 
 /* The partial answer of a listed refresh, made anew when a movie landed since the last. */
 static void from_partial(struct refresh *r, struct answer *out)
 {
+    /* A replica waiting for another's scrape has that one's partial answer, never NULL. */
     if (r->partial == NULL) {
         json_t *doc = scrape_document(r->scrape);
         r->partial = movie_document_blob(doc, r->partial_etag);
@@ -286,6 +368,409 @@ static void refresh_fall_back(struct refresh *r, const struct city_entry *old, c
     refresh_end(r, &ans);
 }
 
+/* --- sharing with the fleet ------------------------------------------------------------ */
+
+static double clock_wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Shared values carry wall-clock times (replicas share no monotonic clock): a monotonic
+ * time of this process as milliseconds since the epoch, and back (ages never negative). */
+static long long wall_ms_of(double monotonic)
+{
+    return (long long)((clock_wall() - (clock_monotonic() - monotonic)) * 1000.0);
+}
+
+static double monotonic_of(long long wall_ms)
+{
+    double age = clock_wall() - (double)wall_ms / 1000.0;
+    return clock_monotonic() - (age > 0 ? age : 0);
+}
+
+/* The error whose code is the len bytes at code, if a city's refresh can end with it. */
+static int error_of_code(const char *code, size_t len, enum api_error *out)
+{
+    for (int e = 0; e < API_ERROR_COUNT; e++) {
+        const char *c = api_error_code((enum api_error)e);
+        if ((e == API_ERROR_NONE || api_error_info((enum api_error)e)->scrape) &&
+            strlen(c) == len && memcmp(c, code, len) == 0) {
+            *out = (enum api_error)e;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static struct envelope_field blob_field(const char *name, const struct blob *b)
+{
+    return (struct envelope_field){name, b->data, b->len};
+}
+
+static struct envelope_field text_field(const char *name, const char *text)
+{
+    return (struct envelope_field){name, text, strlen(text)};
+}
+
+/* How long Redis keeps a city's shared answer: as long as any replica may serve it. */
+static long long shared_ttl_ms(const struct answerer *a, const struct city_entry *e)
+{
+    const struct config *c = a->config;
+    if (e->error == API_ERROR_UNKNOWN_CITY)
+        return c->listing_ttl * 1000;
+    if (e->error != API_ERROR_NONE)
+        return ERROR_SHARE_TTL_MS;
+    long long keep = c->listing_ttl + c->stale_while_revalidate;
+    return (keep > c->stale_max_age ? keep : c->stale_max_age) * 1000;
+}
+
+/* Shares e as the city's answer (an error's too: its waiters elsewhere take it). */
+static void share_entry(struct answerer *a, const char *city, const struct city_entry *e)
+{
+    char fetched[24], degraded[2], retry[24];
+    snprintf(fetched, sizeof fetched, "%lld", wall_ms_of(e->fetched));
+    snprintf(degraded, sizeof degraded, "%d", e->degraded ? 1 : 0);
+    snprintf(retry, sizeof retry, "%ld", e->retry_after > 0 ? e->retry_after : 0);
+    struct envelope_field f[12];
+    size_t n = 0;
+    f[n++] = text_field("error", api_error_code(e->error));
+    f[n++] = text_field("fetched_ms", fetched);
+    f[n++] = text_field("degraded", degraded);
+    f[n++] = text_field("retry_after", retry);
+    f[n++] = blob_field("fresh", e->fresh_body);
+    if (e->error == API_ERROR_NONE) {
+        f[n++] = text_field("fresh_etag", e->fresh_etag);
+        f[n++] = blob_field("fresh_gzip", e->fresh_gzip);
+        f[n++] = text_field("fresh_gzip_etag", e->fresh_gzip_etag);
+        f[n++] = blob_field("stale", e->stale_body);
+        f[n++] = text_field("stale_etag", e->stale_etag);
+        f[n++] = blob_field("stale_gzip", e->stale_gzip);
+        f[n++] = text_field("stale_gzip_etag", e->stale_gzip_etag);
+    }
+    fleet_value_set(a->fleet, "city", city, f, n, shared_ttl_ms(a, e), NULL, NULL);
+}
+
+/* Copies field name of v as a blob; NULL when absent. */
+static struct blob *field_blob(const struct envelope *v, const char *name)
+{
+    const struct envelope_field *f = envelope_find(v, name);
+    return f ? blob_new(f->data, f->len) : NULL;
+}
+
+/* Copies field name of v into a quoted ETag buffer of size bytes; -1 when absent or not
+ * one that matches body (expected: the ETag body's hash gives, with suffix inside). */
+static int field_etag(const struct envelope *v, const char *name, const struct blob *body,
+                      const char *suffix, char *out, size_t size)
+{
+    const struct envelope_field *f = envelope_find(v, name);
+    char hex[17], want[ANSWER_ETAG_SIZE];
+    if (f == NULL || body == NULL || f->len >= size)
+        return -1;
+    hash_hex(body->data, body->len, hex);
+    snprintf(want, sizeof want, "\"%s%s\"", hex, suffix);
+    if (f->len != strlen(want) || memcmp(f->data, want, f->len) != 0)
+        return -1;
+    memcpy(out, f->data, f->len);
+    out[f->len] = '\0';
+    return 0;
+}
+
+/* A city entry from its shared envelope (new), or NULL with the reason in why. The plain
+ * bodies are checked against their ETags, so a value cut or altered in Redis is refused
+ * rather than served. */
+static struct city_entry *entry_of_shared(const struct envelope *v, char *why, size_t whylen)
+{
+    const struct envelope_field *code = envelope_find(v, "error");
+    long long fetched_ms, degraded, retry_after;
+    enum api_error error;
+    if (code == NULL || error_of_code(code->data, code->len, &error) != 0) {
+        errorf(why, whylen, "no known error code");
+        return NULL;
+    }
+    if (envelope_integer(v, "fetched_ms", 0, 1LL << 53, &fetched_ms, why, whylen) != 0 ||
+        envelope_integer(v, "degraded", 0, 1, &degraded, why, whylen) != 0 ||
+        envelope_integer(v, "retry_after", 0, 1LL << 31, &retry_after, why, whylen) != 0)
+        return NULL;
+    struct city_entry *e = xcalloc(1, sizeof *e);
+    e->error = error;
+    e->fetched = monotonic_of(fetched_ms);
+    e->degraded = (int)degraded;
+    e->retry_after = retry_after > 0 ? (long)retry_after : -1;
+    e->fresh_body = field_blob(v, "fresh");
+    if (error != API_ERROR_NONE) {
+        if (e->fresh_body != NULL)
+            return e;
+        errorf(why, whylen, "an error without its body");
+        city_entry_free(e);
+        return NULL;
+    }
+    e->stale_body = field_blob(v, "stale");
+    e->fresh_gzip = field_blob(v, "fresh_gzip");
+    e->stale_gzip = field_blob(v, "stale_gzip");
+    if (e->fresh_gzip == NULL || e->stale_gzip == NULL ||
+        field_etag(v, "fresh_etag", e->fresh_body, "", e->fresh_etag, sizeof e->fresh_etag) ||
+        field_etag(v, "stale_etag", e->stale_body, "", e->stale_etag, sizeof e->stale_etag) ||
+        field_etag(v, "fresh_gzip_etag", e->fresh_body, "-gz", e->fresh_gzip_etag,
+                   sizeof e->fresh_gzip_etag) ||
+        field_etag(v, "stale_gzip_etag", e->stale_body, "-gz", e->stale_gzip_etag,
+                   sizeof e->stale_gzip_etag)) {
+        errorf(why, whylen, "a body or an ETag missing, or a body that does not match its ETag");
+        city_entry_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+/* The owner's partial answer, shared for the replicas waiting for its scrape. */
+static void share_partial(struct refresh *r)
+{
+    struct answer ans;
+    from_partial(r, &ans);
+    char fetched[24];
+    snprintf(fetched, sizeof fetched, "%lld", wall_ms_of(r->fetched));
+    struct envelope_field f[] = {
+        text_field("fetched_ms", fetched), blob_field("body", ans.body),
+        text_field("etag", ans.etag), blob_field("gzip", ans.gzip),
+        text_field("gzip_etag", ans.gzip_etag),
+    };
+    fleet_value_set(r->answerer->fleet, "partial", r->city, f, sizeof f / sizeof f[0],
+                    PARTIAL_SHARE_TTL_MS, NULL, NULL);
+    r->partial_shared = clock_monotonic();
+}
+
+/* The name of a city's flight in the fleet (movie pages' are "movie:<id>"). */
+static const char *lock_name(const char *city, char out[64])
+{
+    snprintf(out, 64, "city:%s", city);
+    return out;
+}
+
+static void refresh_scrape(struct refresh *r);
+static void refresh_lookup(struct refresh *r);
+static void refresh_event(const struct scrape_result *result, void *arg);
+
+static void on_partial_timer(evutil_socket_t fd, short what, void *arg);
+
+static void arm_partial(struct refresh *r, long ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(r->partial_timer, &tv);
+}
+
+/* The owner's partial answer, read while waiting: the first one answers the waiters that
+ * need only the listing; later ones keep it current for requests that come meanwhile. */
+static void on_partial(enum fleet_value_result result, const struct envelope *v,
+                       const char *error, void *arg)
+{
+    (void)error;
+    struct refresh *r = arg;
+    r->partial_reading = 0;
+    if (!refresh_back(r) || r->phase != PHASE_WATCH)
+        return;
+    long long fetched_ms;
+    char why[160];
+    struct blob *body = NULL, *gzip = NULL;
+    char etag[sizeof r->partial_etag], gzip_etag[sizeof r->partial_gzip_etag];
+    if (result == FLEET_VALUE_FOUND &&
+        envelope_integer(v, "fetched_ms", 0, 1LL << 53, &fetched_ms, why, sizeof why) == 0 &&
+        (body = field_blob(v, "body")) != NULL && (gzip = field_blob(v, "gzip")) != NULL &&
+        field_etag(v, "etag", body, "", etag, sizeof etag) == 0 &&
+        field_etag(v, "gzip_etag", body, "-gz", gzip_etag, sizeof gzip_etag) == 0) {
+        blob_unref(r->partial);
+        blob_unref(r->partial_gzip);
+        r->partial = body;
+        r->partial_gzip = gzip;
+        memcpy(r->partial_etag, etag, sizeof etag);
+        memcpy(r->partial_gzip_etag, gzip_etag, sizeof gzip_etag);
+        r->fetched = monotonic_of(fetched_ms);
+        if (!r->listed)
+            refresh_listed(r);
+    } else {
+        blob_unref(body);
+        blob_unref(gzip);
+    }
+    arm_partial(r, r->listed ? PARTIAL_REFRESH_MS : PARTIAL_POLL_MS);
+}
+
+static void on_partial_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct refresh *r = arg;
+    if (r->partial_reading)
+        return;
+    r->partial_reading = 1;
+    r->refs++;
+    fleet_value_get(r->answerer->fleet, "partial", r->city, on_partial, r);
+}
+
+/* The owner's wait ended: read its result, or scrape when it is gone or Redis is. */
+static void on_watch(enum fleet_watch_result result, struct fleet_lock *lock, void *arg)
+{
+    struct refresh *r = arg;
+    r->watch = NULL;
+    evtimer_del(r->partial_timer);
+    switch (result) {
+    case FLEET_WATCH_DONE:
+        r->owner_done = 1;
+        refresh_lookup(r);
+        return;
+    case FLEET_WATCH_TIMEOUT:
+        refresh_lookup(r);
+        return;
+    case FLEET_WATCH_TAKEOVER:
+        log_info("taking over %s: the replica scraping it is gone", r->city);
+        r->lock = lock;
+        refresh_scrape(r);
+        return;
+    case FLEET_WATCH_ERROR:
+    case FLEET_WATCH_COUNT:
+        refresh_scrape(r);
+        return;
+    }
+}
+
+static void on_lock(enum fleet_lock_result result, struct fleet_lock *lock, const char *holder,
+                    void *arg)
+{
+    struct refresh *r = arg;
+    if (!refresh_back(r)) {
+        if (lock != NULL)
+            fleet_lock_release(lock);
+        return;
+    }
+    switch (result) {
+    case FLEET_LOCK_ACQUIRED:
+        r->lock = lock;
+        refresh_scrape(r);
+        return;
+    case FLEET_LOCK_HELD:
+        r->phase = PHASE_WATCH;
+        char name[64];
+        if (r->partial_timer == NULL)
+            r->partial_timer = evtimer_new(r->answerer->base, on_partial_timer, r);
+        arm_partial(r, 0);
+        r->watch = fleet_watch(r->answerer->fleet, lock_name(r->city, name), holder,
+                               CITY_LOCK_TTL_MS, CITY_WATCH_MS, on_watch, r);
+        return;
+    case FLEET_LOCK_ERROR:
+        refresh_scrape(r);
+        return;
+    }
+}
+
+/* Takes the city's lock to scrape it for the fleet, or learns who holds it. */
+static void refresh_lock(struct refresh *r)
+{
+    char name[64];
+    r->phase = PHASE_LOCK;
+    r->owner_done = 0;
+    r->refs++;
+    fleet_lock_acquire(r->answerer->fleet, lock_name(r->city, name), CITY_LOCK_TTL_MS, on_lock, r);
+}
+
+/* Keeps a shared entry as the local one when it is newer. Returns the local entry now. */
+static struct city_entry *adopt(struct answerer *a, const char *city, struct city_entry *e)
+{
+    struct city_entry *old = cache_get(a->cities, city);
+    if (old != NULL && old->fetched >= e->fetched) {
+        city_entry_free(e);
+        return old;
+    }
+    if (old != NULL)
+        e->last_asked = old->last_asked;
+    cache_put(a->cities, city, e, city_entry_bytes(e));
+    return cache_peek(a->cities, city);
+}
+
+static void on_lookup(enum fleet_value_result result, const struct envelope *v,
+                      const char *error, void *arg)
+{
+    struct refresh *r = arg;
+    struct answerer *a = r->answerer;
+    if (!refresh_back(r))
+        return;
+    char why[160];
+    struct city_entry *e = NULL;
+    if (result == FLEET_VALUE_FOUND && (e = entry_of_shared(v, why, sizeof why)) == NULL)
+        log_warn("the shared answer of %s is unreadable (%s): asking the upstream", r->city, why);
+    else if (result == FLEET_VALUE_CORRUPT)
+        log_warn("the shared answer of %s is unreadable (%s): asking the upstream", r->city,
+                 error ? error : "corrupt");
+    if (e != NULL && e->error != API_ERROR_NONE && e->error != API_ERROR_UNKNOWN_CITY &&
+        !r->owner_done) {
+        /* An earlier failure, not the one of the flight this refresh waited for: ask anew. */
+        city_entry_free(e);
+        e = NULL;
+    }
+    if (e != NULL && e->error != API_ERROR_NONE && e->error != API_ERROR_UNKNOWN_CITY) {
+        /* The scrape this refresh waited for failed: its error stands for this one. */
+        struct city_entry *old = cache_get(a->cities, r->city);
+        if (entry_stale_usable(a, old)) {
+            city_entry_free(e);
+            refresh_fall_back(r, old, "the replica that refreshed it failed");
+            return;
+        }
+        struct answer ans = {.error = e->error, .body = e->fresh_body, .max_age = -1,
+                             .retry_after = e->retry_after};
+        refresh_end(r, &ans);
+        city_entry_free(e);
+        return;
+    }
+    if (e != NULL) {
+        double ttl = entry_ttl(a, e);
+        if (answer_classify(clock_monotonic() - e->fetched, ttl, a->config) == CITY_FRESH) {
+            struct city_entry *mine = cache_get(a->cities, r->city);
+            if (mine == NULL || mine->fetched < e->fetched) {
+                if (mine != NULL)
+                    e->last_asked = mine->last_asked;
+                e->last_asked = e->last_asked > r->last_asked ? e->last_asked : r->last_asked;
+                refresh_store(r, e);
+                return;
+            }
+            city_entry_free(e);
+        } else {
+            /* Older than fresh: still worth serving as stale while this refresh runs. */
+            adopt(a, r->city, e);
+        }
+    }
+    if (result == FLEET_VALUE_ERROR) {
+        refresh_scrape(r);
+        return;
+    }
+    refresh_lock(r);
+}
+
+/* Reads the city's shared answer: another replica may have it. */
+static void refresh_lookup(struct refresh *r)
+{
+    r->phase = PHASE_LOOKUP;
+    r->refs++;
+    fleet_value_get(r->answerer->fleet, "city", r->city, on_lookup, r);
+}
+
+/* Scrapes the city here (for the fleet when r holds its lock). */
+static void refresh_scrape(struct refresh *r)
+{
+    r->phase = PHASE_SCRAPE;
+    r->scrape = scrape_city(r->answerer->scraper, r->city, r->listing_priority,
+                            r->details_priority, refresh_event, r);
+}
+
+/* The refresh is over here: its result shared (e, or NULL when waiters elsewhere should
+ * look for themselves) and the city's lock handed on. */
+static void refresh_share(struct refresh *r, const struct city_entry *e)
+{
+    if (r->lock == NULL)
+        return;
+    if (e != NULL)
+        share_entry(r->answerer, r->city, e);
+    fleet_notify(r->lock);
+    r->lock = NULL;
+}
+
 /* A refresh's scrape moved on: partial answers once the listing is in; at the end, cache
  * the new answer, or fall back to the old one. */
 static void refresh_event(const struct scrape_result *result, void *arg)
@@ -298,12 +783,16 @@ static void refresh_event(const struct scrape_result *result, void *arg)
     case SCRAPE_LISTED:
         r->fetched = result->fetched;
         refresh_listed(r);
+        if (r->lock != NULL)
+            share_partial(r);
         return;
     case SCRAPE_PROGRESS:
         blob_unref(r->partial);
         blob_unref(r->partial_gzip);
         r->partial = NULL;
         r->partial_gzip = NULL;
+        if (r->lock != NULL && clock_monotonic() - r->partial_shared >= PARTIAL_SHARE_S)
+            share_partial(r);
         return;
     case SCRAPE_DONE:
         break;
@@ -318,6 +807,7 @@ static void refresh_event(const struct scrape_result *result, void *arg)
         json_t *doc = result->document;
         if (result->details_refused > 0 && old) {
             json_decref(doc);
+            refresh_share(r, NULL);
             refresh_fall_back(r, old, "the upstream refused some movie pages");
             return;
         }
@@ -332,20 +822,27 @@ static void refresh_event(const struct scrape_result *result, void *arg)
         e->fetched = result->fetched;
         e->last_asked = last_asked;
         e->degraded = result->details_refused > 0 || result->details_transient > 0;
+        e->retry_after = -1;
+        refresh_share(r, e);
         refresh_store(r, e);
         return;
     }
     const struct scrape_error *err = result->error;
+    struct blob *body = answer_error_body(err->code, err->message);
+    struct city_entry failed = {.error = err->code, .fresh_body = body,
+                                .fetched = clock_monotonic(), .retry_after = err->retry_after};
+    refresh_share(r, &failed);
     if (old) {
+        blob_unref(body);
         refresh_fall_back(r, old, api_error_code(err->code));
         return;
     }
-    struct blob *body = answer_error_body(err->code, err->message);
     if (err->code == API_ERROR_UNKNOWN_CITY) {
         struct city_entry *e = xcalloc(1, sizeof *e);
         e->error = err->code;
         e->fresh_body = body;
-        e->fetched = clock_monotonic();
+        e->fetched = failed.fetched;
+        e->retry_after = -1;
         refresh_store(r, e);
         return;
     }
@@ -355,21 +852,38 @@ static void refresh_event(const struct scrape_result *result, void *arg)
     blob_unref(body);
 }
 
+/* Raises r's priorities (never lowers them), its scrape's if it has one. */
+static void refresh_promote(struct refresh *r, enum fetch_priority listing,
+                            enum fetch_priority details)
+{
+    if (listing > r->listing_priority)
+        r->listing_priority = listing;
+    if (details > r->details_priority)
+        r->details_priority = details;
+    if (r->scrape != NULL)
+        scrape_promote(r->scrape, listing, details);
+}
+
 /* The refresh for city, started if none is under way, else raised to these priorities. */
 static struct refresh *refresh_start(struct answerer *a, const char *city,
                                      enum fetch_priority listing, enum fetch_priority details)
 {
     struct refresh *r = refresh_find(a, city);
     if (r) {
-        scrape_promote(r->scrape, listing, details);
+        refresh_promote(r, listing, details);
         return r;
     }
     r = xcalloc(1, sizeof *r);
     r->answerer = a;
     r->city = xstrdup(city);
+    r->listing_priority = listing;
+    r->details_priority = details;
     TAILQ_INIT(&r->waiters);
     LIST_INSERT_HEAD(&a->refreshes, r, link);
-    r->scrape = scrape_city(a->scraper, city, listing, details, refresh_event, r);
+    if (a->fleet != NULL)
+        refresh_lookup(r);
+    else
+        refresh_scrape(r);
     return r;
 }
 
@@ -427,7 +941,7 @@ struct answer_wait *answer_city(struct answerer *a, const char *city, int flags,
         e->last_asked = asked;
     if (r) {
         r->last_asked = asked;
-        scrape_promote(r->scrape, FETCH_PREFETCH, FETCH_NORMAL);
+        refresh_promote(r, FETCH_PREFETCH, FETCH_NORMAL);
     }
     enum city_age age = e ? answer_classify(clock_monotonic() - e->fetched, entry_ttl(a, e), a->config)
                           : CITY_EXPIRED;
@@ -480,10 +994,12 @@ void answer_cancel(struct answer_wait *w)
     /* Nobody waits any more and the upstream has not been asked: the scrape would only
      * hold a place in the queue (and a client sending many cities could fill it). A
      * prefetch stays: it was wanted before anyone asked. */
-    if (TAILQ_EMPTY(&r->waiters) && !r->prefetch && scrape_abandon(r->scrape)) {
+    if (!TAILQ_EMPTY(&r->waiters) || r->prefetch)
+        return;
+    if (r->scrape == NULL || scrape_abandon(r->scrape)) {
+        /* Waiting on the fleet: nothing was asked of the upstream here either. */
         LIST_REMOVE(r, link);
-        free(r->city);
-        free(r);
+        refresh_release(r);
     }
 }
 
@@ -538,6 +1054,12 @@ struct answerer *answerer_new(struct scraper *scraper, const struct config *conf
     return a;
 }
 
+void answerer_set_fleet(struct answerer *a, struct fleet *fleet, struct event_base *base)
+{
+    a->fleet = fleet;
+    a->base = base;
+}
+
 void answerer_configure(struct answerer *a)
 {
     cache_set_max(a->cities, (size_t)a->config->cache_max_entries);
@@ -555,10 +1077,11 @@ void answerer_free(struct answerer *a)
             TAILQ_REMOVE(&r->waiters, w, link);
             free(w);
         }
-        blob_unref(r->partial);
-        blob_unref(r->partial_gzip);
-        free(r->city);
-        free(r);
+        /* The fleet is gone first (answerer_set_fleet): nothing of it is r's any more. */
+        r->watch = NULL;
+        r->lock = NULL;
+        r->refs = 0;
+        refresh_release(r);
     }
     cache_free(a->cities);
     blob_unref(a->shutting_down);

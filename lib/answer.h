@@ -41,6 +41,12 @@ struct answer_wait;
 struct answerer *answerer_new(struct scraper *scraper, const struct config *config,
                               struct metrics *metrics, struct cache_budget *budget);
 void answerer_configure(struct answerer *a);   /* applies a changed cache_max_entries */
+/* Shares the city answers and their single-flight with the other replicas through fleet
+ * (borrowed, on base), from the next refresh on. fleet_free must come before
+ * answerer_free: it drops the fleet's calls back into the answerer. */
+struct fleet;
+struct event_base;
+void answerer_set_fleet(struct answerer *a, struct fleet *fleet, struct event_base *base);
 void answerer_free(struct answerer *a);        /* drops waiters without calling back */
 
 enum answer_flags {

@@ -8,7 +8,13 @@
  * connection error, a 5xx) is asked again in the background, detail_retry_delay seconds
  * later and doubling, up to detail_retries times (after the fetcher's own quick retries,
  * these wait long enough for a short outage to end); meanwhile the movie shows as failed
- * and the city's document as not complete. */
+ * and the city's document as not complete.
+ *
+ * With a fleet (scraper_set_fleet), records have a second level in Redis and flights are
+ * the fleet's: a movie missing here is first read from Redis; failing that its flight's
+ * lock is taken and the page fetched, the record shared when it lands; a replica that
+ * finds the lock taken waits for the owner's record, and takes over if the owner dies.
+ * Without Redis, every step falls back to this process alone. */
 #include "scrape.h"
 
 #include <stdarg.h>
@@ -25,7 +31,9 @@
 #include "cities.h"
 #include "config.h"
 #include "douban.h"
+#include "envelope.h"
 #include "fetch.h"
+#include "fleet.h"
 #include "log.h"
 #include "movie.h"
 #include "pool.h"
@@ -37,6 +45,11 @@
 /* Pages waiting for each parse worker before the fetcher holds new requests: enough to keep
  * the workers busy between two arrivals, few enough to bound the bodies held. */
 #define PARSE_BACKLOG_PER_THREAD 4
+/* A movie page's fleet lock: renewed every third of this while its owner waits for and
+ * fetches the page, so a dead owner's movie is taken over within it. */
+#define MOVIE_LOCK_TTL_MS 6000
+/* How long one wait for another replica's movie page lasts before looking again. */
+#define MOVIE_WATCH_MS 60000
 
 struct slot {
     json_t *detail;              /* movie_detail_json(), or NULL */
@@ -75,6 +88,8 @@ struct waiter {
 struct flight {
     struct scraper *scraper;
     char *id;
+    struct fleet_lock *lock;      /* the movie's fleet lock while this replica fetches it */
+    int owner_done;               /* the fleet said another replica finished it */
     struct fetch_request *fetch;  /* until the page is in */
     struct pool_job *parse;       /* while the page is parsed */
     enum fetch_priority priority;
@@ -95,6 +110,7 @@ struct scraper {
     size_t parsing;              /* pages handed to the pool and not back yet */
     const struct config *config;
     struct cache *records;
+    struct fleet *fleet;         /* or NULL: this process alone */
     LIST_HEAD(, scrape) scrapes;
     LIST_HEAD(, flight) flights;
     size_t active, flights_count;
@@ -425,15 +441,62 @@ static int detail_fetched(const struct fetch_response *r, struct detail_error *e
     return 1;
 }
 
-/* Records a movie's record (or its error) and wakes every scrape waiting for it. */
-static void flight_land(struct flight *fl, json_t *detail, const struct detail_error *err,
-                        int transient)
+static double clock_wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Shares a record this replica fetched, with its expiry as wall-clock time. */
+static void share_record(struct scraper *s, const char *id, const json_t *detail)
+{
+    char *text = json_dumps(detail, MOVIE_JSON_FLAGS);
+    char expires[24];
+    long long ttl_ms = s->config->detail_ttl * 1000;
+    snprintf(expires, sizeof expires, "%lld", (long long)(clock_wall() * 1000.0) + ttl_ms);
+    struct envelope_field f[] = {{"expires_ms", expires, strlen(expires)},
+                                 {"detail", text, strlen(text)}};
+    fleet_value_set(s->fleet, "movie", id, f, 2, ttl_ms, NULL, NULL);
+    free(text);
+}
+
+/* A shared record (new reference) and its monotonic expiry, or NULL with why filled. */
+static json_t *record_of_shared(const struct envelope *v, double *expires, char *why,
+                                size_t whylen)
+{
+    long long expires_ms;
+    if (envelope_integer(v, "expires_ms", 0, 1LL << 53, &expires_ms, why, whylen) != 0)
+        return NULL;
+    const struct envelope_field *text = envelope_find(v, "detail");
+    json_error_t jerr;
+    json_t *detail = text ? json_loadb(text->data, text->len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+    if (!json_is_object(detail) || json_object_get(detail, "title") == NULL) {
+        errorf(why, whylen, "its detail is not a movie record");
+        json_decref(detail);
+        return NULL;
+    }
+    *expires = clock_monotonic() + ((double)expires_ms / 1000.0 - clock_wall());
+    return detail;
+}
+
+/* Records a movie's record (or its error) and wakes every scrape waiting for it. expires:
+ * the record's monotonic expiry, or 0 for detail_ttl from now. */
+static void flight_land_until(struct flight *fl, json_t *detail, const struct detail_error *err,
+                              int transient, double expires)
 {
     struct scraper *s = fl->scraper;
+    if (fl->lock != NULL) {
+        /* A failure is not shared: a waiter elsewhere then fetches the page itself. */
+        if (detail)
+            share_record(s, fl->id, detail);
+        fleet_notify(fl->lock);
+        fl->lock = NULL;
+    }
     if (detail) {
         struct record *rec = xmalloc(sizeof *rec);
         rec->detail = json_incref(detail);
-        rec->expires = clock_monotonic() + (double)s->config->detail_ttl;
+        rec->expires = expires > 0 ? expires : clock_monotonic() + (double)s->config->detail_ttl;
         cache_put(s->records, fl->id, rec, record_bytes(rec));
     }
     LIST_REMOVE(fl, link);
@@ -445,6 +508,12 @@ static void flight_land(struct flight *fl, json_t *detail, const struct detail_e
     free(fl->waiters);
     free(fl->id);
     free(fl);
+}
+
+static void flight_land(struct flight *fl, json_t *detail, const struct detail_error *err,
+                        int transient)
+{
+    flight_land_until(fl, detail, err, transient, 0);
 }
 
 /* A movie page is parsed: its verdict decides the record or the error. */
@@ -538,6 +607,103 @@ static struct flight *flight_find(struct scraper *s, const char *id)
     return NULL;
 }
 
+/* Fetches the flight's movie page here. */
+static void flight_fetch(struct flight *fl)
+{
+    struct scraper *s = fl->scraper;
+    char *url = xasprintf("%s/subject/%s/", s->config->upstream, fl->id);
+    fl->fetch = fetch_start(s->fetcher, url, fl->priority, flight_done, fl);
+    free(url);
+}
+
+static void flight_lookup(struct flight *fl);
+
+static const char *movie_lock_name(const char *id, char out[64])
+{
+    snprintf(out, 64, "movie:%s", id);
+    return out;
+}
+
+static void on_movie_watch(enum fleet_watch_result result, struct fleet_lock *lock, void *arg)
+{
+    struct flight *fl = arg;
+    switch (result) {
+    case FLEET_WATCH_DONE:
+        fl->owner_done = 1;
+        flight_lookup(fl);
+        return;
+    case FLEET_WATCH_TIMEOUT:
+        flight_lookup(fl);
+        return;
+    case FLEET_WATCH_TAKEOVER:
+        log_info("taking over movie %s: the replica fetching it is gone", fl->id);
+        fl->lock = lock;
+        flight_fetch(fl);
+        return;
+    case FLEET_WATCH_ERROR:
+    case FLEET_WATCH_COUNT:
+        flight_fetch(fl);
+        return;
+    }
+}
+
+static void on_movie_lock(enum fleet_lock_result result, struct fleet_lock *lock,
+                          const char *holder, void *arg)
+{
+    struct flight *fl = arg;
+    char name[64];
+    switch (result) {
+    case FLEET_LOCK_ACQUIRED:
+        fl->lock = lock;
+        flight_fetch(fl);
+        return;
+    case FLEET_LOCK_HELD:
+        fleet_watch(fl->scraper->fleet, movie_lock_name(fl->id, name), holder, MOVIE_LOCK_TTL_MS,
+                    MOVIE_WATCH_MS, on_movie_watch, fl);
+        return;
+    case FLEET_LOCK_ERROR:
+        flight_fetch(fl);
+        return;
+    }
+}
+
+static void on_movie_value(enum fleet_value_result result, const struct envelope *v,
+                           const char *error, void *arg)
+{
+    struct flight *fl = arg;
+    char why[160], name[64];
+    double expires = 0;
+    json_t *detail = NULL;
+    if (result == FLEET_VALUE_FOUND) {
+        detail = record_of_shared(v, &expires, why, sizeof why);
+        if (detail == NULL)
+            log_warn("the shared record of movie %s is unreadable (%s): fetching it", fl->id, why);
+    } else if (result == FLEET_VALUE_CORRUPT) {
+        log_warn("the shared record of movie %s is unreadable (%s): fetching it", fl->id,
+                 error ? error : "corrupt");
+    }
+    if (detail != NULL && expires > clock_monotonic()) {
+        struct detail_error none = {.code = API_ERROR_NONE, .status = -1, .message = ""};
+        flight_land_until(fl, detail, &none, 0, expires);
+        json_decref(detail);
+        return;
+    }
+    json_decref(detail);
+    /* Redis is out of reach, or the owner finished without a record (its page failed). */
+    if (result == FLEET_VALUE_ERROR || fl->owner_done) {
+        flight_fetch(fl);
+        return;
+    }
+    fleet_lock_acquire(fl->scraper->fleet, movie_lock_name(fl->id, name), MOVIE_LOCK_TTL_MS,
+                       on_movie_lock, fl);
+}
+
+/* Reads the movie's shared record: another replica may have fetched its page. */
+static void flight_lookup(struct flight *fl)
+{
+    fleet_value_get(fl->scraper->fleet, "movie", fl->id, on_movie_value, fl);
+}
+
 /* Orders item indices by descending wish count, listing order breaking ties. */
 static const struct listing *sorting;
 static int by_wish(const void *a, const void *b)
@@ -566,11 +732,12 @@ static int await_movie(struct scrape *sc, size_t i)
         fl->scraper = s;
         fl->id = xstrdup(id);
         fl->priority = sc->details_priority;
-        char *url = xasprintf("%s/subject/%s/", s->config->upstream, id);
-        fl->fetch = fetch_start(s->fetcher, url, fl->priority, flight_done, fl);
-        free(url);
         LIST_INSERT_HEAD(&s->flights, fl, link);
         s->flights_count++;
+        if (s->fleet != NULL)
+            flight_lookup(fl);
+        else
+            flight_fetch(fl);
     }
     sc->pending++;
     flight_join(fl, sc, i);
@@ -763,6 +930,11 @@ void scraper_free(struct scraper *s)
     }
     cache_free(s->records);
     free(s);
+}
+
+void scraper_set_fleet(struct scraper *s, struct fleet *fleet)
+{
+    s->fleet = fleet;
 }
 
 struct scrape *scrape_city(struct scraper *s, const char *city, enum fetch_priority listing,

@@ -50,8 +50,13 @@ struct scraper;
  * outlive the scraper. */
 struct scraper *scraper_new(struct fetcher *fetcher, const struct config *config,
                             struct cache_budget *budget, struct pool *pool);
-/* Cancels every scrape without calling back. Accepts NULL. */
+/* Cancels every scrape without calling back. Accepts NULL. With a fleet, fleet_free
+ * first: it drops the fleet's calls back into the scraper. */
 void scraper_free(struct scraper *s);
+/* Shares movie records and movie-page flights with the other replicas through fleet
+ * (borrowed), from the next movie looked for on. */
+struct fleet;
+void scraper_set_fleet(struct scraper *s, struct fleet *fleet);
 
 struct scrape;
 
