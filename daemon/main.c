@@ -521,11 +521,6 @@ int main(int argc, char **argv)
         return 2;
     }
     log_init((enum log_level)config.log_level);
-    /* Only part of the fleet is shared yet: an operator must not believe more is. */
-    if (redis_address.transport != REDIS_NONE)
-        log_warn("redis_url is set: the request budget and the breaker are shared through "
-                 "Redis; the cache and single-flight are not yet (each replica scrapes a "
-                 "city itself)");
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc;

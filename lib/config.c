@@ -136,10 +136,11 @@ const struct setting config_settings[] = {
     TEXT(redis_url, SETTING_REDIS_URL, "", 0,
          "Redis to be shared by replicas of moviesd for their cache, single-flight, request "
          "budget and breaker: redis://[[user]:password@]host[:port][/db] or "
-         "unix:///path/to.sock; empty runs alone, with everything in memory. Shared so far: "
-         "the request budget (spacing and per-minute cap hold for all replicas together) and "
-         "the breaker (a block seen by one pauses all); not yet the cache and single-flight "
-         "(each replica still scrapes a city itself). While Redis is down each replica keeps "
+         "unix:///path/to.sock; empty runs alone, with everything in memory. Shared: city "
+         "answers and movie records (each replica keeps its own copy too), one scrape per "
+         "city and one fetch per movie page across replicas, the request budget (spacing and "
+         "per-minute cap hold for all replicas together) and the breaker (a block seen by one "
+         "pauses all). While Redis is down each replica keeps "
          "to its share of the budget (expected_replicas). A password here shows in --check-config: prefer redis_password_file."),
     TEXT(redis_password_file, SETTING_PATH, "", 0,
          "File holding the Redis password on its one line, read at start (a file that cannot "
