@@ -370,13 +370,6 @@ static void refresh_fall_back(struct refresh *r, const struct city_entry *old, c
 
 /* --- sharing with the fleet ------------------------------------------------------------ */
 
-static double clock_wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Shared values carry wall-clock times (replicas share no monotonic clock): a monotonic
  * time of this process as milliseconds since the epoch, and back (ages never negative). */
 static long long wall_ms_of(double monotonic)

@@ -441,13 +441,6 @@ static int detail_fetched(const struct fetch_response *r, struct detail_error *e
     return 1;
 }
 
-static double clock_wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Shares a record this replica fetched, with its expiry as wall-clock time. */
 static void share_record(struct scraper *s, const char *id, const json_t *detail)
 {

@@ -119,6 +119,13 @@ void errorf(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
+double clock_wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 double clock_monotonic(void)
 {
     struct timespec ts;

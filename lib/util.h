@@ -36,6 +36,8 @@ void errorf(char *err, size_t errlen, const char *fmt, ...) __attribute__((forma
 
 /* Seconds since an arbitrary point, for deadlines and durations. */
 double clock_monotonic(void);
+/* Seconds since the epoch, for times shared with other processes (replicas' records). */
+double clock_wall(void);
 
 /* A refcounted immutable byte string: one serialized answer shared by every request that
  * sends it while the cache may already have replaced it. */
