@@ -114,6 +114,7 @@ struct refresh {
     struct event *partial_timer; /* PHASE_WATCH: next read of the owner's partial answer */
     int partial_reading;         /* that read is in flight */
     double partial_shared;       /* owner: monotonic time its partial answer was last shared */
+    struct event *share_timer;   /* owner: shares the partial answer again before it expires */
     int owner_done;              /* the fleet said the owner's scrape ended: its error counts */
     int refs;                    /* fleet reads in flight that will call back with r */
     int ended;                   /* out of the answerer: freed when refs reach 0 */
@@ -254,6 +255,10 @@ static void refresh_release(struct refresh *r)
     if (r->partial_timer != NULL) {
         event_free(r->partial_timer);
         r->partial_timer = NULL;
+    }
+    if (r->share_timer != NULL) {
+        event_free(r->share_timer);
+        r->share_timer = NULL;
     }
     if (r->refs > 0)
         return;
@@ -516,7 +521,11 @@ static struct city_entry *entry_of_shared(const struct envelope *v, char *why, s
     return e;
 }
 
-/* The owner's partial answer, shared for the replicas waiting for its scrape. */
+static void on_share_timer(evutil_socket_t fd, short what, void *arg);
+
+/* The owner's partial answer, shared for the replicas waiting for its scrape. Shared again
+ * before it expires: minutes may pass between two movies landing (a fleet's budget spent on
+ * other cities), and the waiters must not lose it while the owner is alive. */
 static void share_partial(struct refresh *r)
 {
     struct answer ans;
@@ -531,6 +540,19 @@ static void share_partial(struct refresh *r)
     fleet_value_set(r->answerer->fleet, "partial", r->city, f, sizeof f / sizeof f[0],
                     PARTIAL_SHARE_TTL_MS, NULL, NULL);
     r->partial_shared = clock_monotonic();
+    if (r->share_timer == NULL)
+        r->share_timer = evtimer_new(r->answerer->base, on_share_timer, r);
+    struct timeval tv = {PARTIAL_SHARE_TTL_MS / 2000, (PARTIAL_SHARE_TTL_MS / 2 % 1000) * 1000};
+    evtimer_add(r->share_timer, &tv);
+}
+
+static void on_share_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct refresh *r = arg;
+    if (r->lock != NULL && r->scrape != NULL)
+        share_partial(r);
 }
 
 /* The name of a city's flight in the fleet (movie pages' are "movie:<id>"). */
@@ -791,6 +813,8 @@ static void refresh_event(const struct scrape_result *result, void *arg)
         break;
     }
     r->scrape = NULL;
+    if (r->share_timer != NULL)
+        evtimer_del(r->share_timer);
     metrics_scrape(a->metrics, result->document ? API_ERROR_NONE : result->error->code);
     struct city_entry *old = cache_get(a->cities, r->city);
     double last_asked = old && old->last_asked > r->last_asked ? old->last_asked : r->last_asked;

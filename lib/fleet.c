@@ -31,6 +31,7 @@
 
 #define CHANNEL REDIS_KEY_PREFIX "channel:flights"
 #define TOKEN_LEN 32
+/* The most words of one EVAL: EVAL, script, numkeys, then keys and arguments. */
 #define MAX_ARGS 12
 
 /* KEYS: starts, next, breaker, prefetch starts. ARGV: spacing, per-minute cap, prefetch
@@ -250,6 +251,10 @@ static void eval(struct fleet *f, const char *script, int nkeys, const char *con
     size_t lens[MAX_ARGS];
     char numkeys[8];
     int argc = 0;
+    if (nkeys < 0 || nargs < 0 || 3 + nkeys + nargs > MAX_ARGS) {
+        log_error("redis: a script with %d keys and %d arguments exceeds MAX_ARGS", nkeys, nargs);
+        abort();    /* a programming error, caught by any test of the script */
+    }
     snprintf(numkeys, sizeof numkeys, "%d", nkeys);
     argv[argc++] = "EVAL";
     argv[argc++] = script;
