@@ -11,9 +11,9 @@
 #include "log.h"
 #include "movie.h"
 
-/* Renderings kept: the few cities asked for in feed form lately. Each holds its body and
- * the gzip of it (a 40-movie city: about 20 KB and 4 KB for the calendar, 60 KB and 8 KB for
- * a feed), so the bound is about two megabytes. */
+/* Renderings kept: the few cities asked for in these forms lately. Each holds its body and
+ * the gzip of it (a 40-movie city: 14 KB and 2 KB for the calendar, 40 KB and 4 KB for
+ * Atom, 32 KB and 3 KB for RSS), so the bound is about a megabyte. */
 #define VIEW_SLOTS 24
 
 struct rendering {
