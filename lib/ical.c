@@ -15,7 +15,13 @@ void ical_escape(struct textbuf *out, const char *s)
 {
     for (const char *p = s; *p != '\0'; p++) {
         unsigned char c = (unsigned char)*p;
-        if (c == '\\' || c == ';' || c == ',') {
+        if (c >= 0x80) {
+            /* Whole sequences only: the folding relies on well-formed UTF-8. */
+            size_t n = utf8_sequence(p, strlen(p));
+            if (n > 0)
+                textbuf_add(out, p, n);
+            p += n > 0 ? n - 1 : 0;
+        } else if (c == '\\' || c == ';' || c == ',') {
             char esc[2] = {'\\', (char)c};
             textbuf_add(out, esc, 2);
         } else if (c == '\r' || c == '\n') {
@@ -39,6 +45,8 @@ void ical_fold(struct textbuf *out, const char *line, size_t len)
          * 10xxxxxx. A sequence is at most 4 bytes, so the cut stays well past 0. */
         while (cut > 0 && ((unsigned char)line[cut] & 0xC0) == 0x80)
             cut--;
+        if (cut == 0)
+            cut = room;   /* not UTF-8 at all: octets are all RFC 5545 counts */
         textbuf_add(out, line, cut);
         textbuf_add(out, "\r\n ", 3);
         line += cut;

@@ -15,7 +15,8 @@
 struct blob *ical_render(const json_t *doc, long refresh_seconds);
 
 /* Appends s as a TEXT value: backslash, semicolon and comma escaped, a line break (LF, CR
- * or CRLF) as \n, other control characters left out. */
+ * or CRLF) as \n, other control characters and bytes that are not well-formed UTF-8 left
+ * out. */
 void ical_escape(struct textbuf *out, const char *s);
 
 /* Appends the content line line[0..len) folded to lines of at most 75 octets (a folded

@@ -23,6 +23,9 @@ static void test_escape(void)
     char *e = escaped("a,b;c\\d\ne\r\nf\rg\th\x01i");
     CHECK_STR(e, "a\\,b\\;c\\\\d\\ne\\nf\\ngh" "i");
     free(e);
+    e = escaped("a\xff" "b\xe5\xbd" "c影\xf0\x9f\x98\x80");   /* not UTF-8: left out */
+    CHECK_STR(e, "abc影\xf0\x9f\x98\x80");
+    free(e);
     e = escaped("<script>速度&激情</script>");
     CHECK_STR(e, "<script>速度&激情</script>");   /* nothing of XML's concern */
     free(e);
@@ -93,6 +96,12 @@ static void test_fold(void)
     ical_fold(&b, line, 76);
     CHECK_INT(b.len, 81);
     check_folded(b.data, b.len, line);
+    textbuf_free(&b);
+
+    /* Bytes that are no UTF-8 at all still end: cut at 75 octets. */
+    memset(line, 0x80, 200);
+    ical_fold(&b, line, 200);
+    CHECK_INT(b.len, 200 + 2 * 2 + 2 + 2);
     textbuf_free(&b);
 
     /* Two-, three- and four-byte sequences at every offset against the fold points. */
