@@ -82,10 +82,12 @@ static struct blob *render(enum view_kind kind, const struct blob *body, const s
 void views_answer(struct views *v, enum view_kind kind, const struct answer *json,
                   const struct view_options *options, struct answer *out)
 {
+    /* Every 200 answer has an ETag; without one nothing is found and the slot is reused. */
+    const char *source = json->etag != NULL ? json->etag : "";
     struct rendering *r = NULL, *oldest = &v->slots[0];
     for (size_t i = 0; i < VIEW_SLOTS && r == NULL; i++) {
         struct rendering *s = &v->slots[i];
-        if (s->source_etag[0] != '\0' && s->kind == kind && strcmp(s->source_etag, json->etag) == 0)
+        if (s->source_etag[0] != '\0' && s->kind == kind && strcmp(s->source_etag, source) == 0)
             r = s;
         else if (s->used < oldest->used)
             oldest = s;
@@ -94,7 +96,7 @@ void views_answer(struct views *v, enum view_kind kind, const struct answer *jso
         r = oldest;
         slot_clear(r);
         r->kind = kind;
-        snprintf(r->source_etag, sizeof r->source_etag, "%s", json->etag);
+        snprintf(r->source_etag, sizeof r->source_etag, "%s", source);
         r->body = render(kind, json->body, options);
         char hex[17];
         hash_hex(r->body->data, r->body->len, hex);
