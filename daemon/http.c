@@ -54,6 +54,7 @@
 #include "scrape.h"
 #include "server.h"
 #include "util.h"
+#include "views.h"
 
 struct request;
 
@@ -81,6 +82,7 @@ struct request {
     char method[12];
     int head;                      /* HEAD: headers only, no body bytes sent */
     const char *route;             /* metrics label */
+    int view;                      /* 1 + enum view_kind for a calendar or a feed, 0 for JSON */
     char target[160];              /* path and query for the access log, escaped */
     int status;
     size_t bytes;
@@ -145,6 +147,7 @@ struct http {
     char cities_etag[20];
     char cities_gzip_etag[ANSWER_ETAG_SIZE];
     struct made_entry made[MADE_ENTRIES];
+    struct views *views;           /* the calendars and feeds of answers, rendered once */
     size_t made_used;              /* entries not free */
     struct event *made_sweep;      /* drops entries unasked for MADE_IDLE */
     struct event *epoll_ready;
@@ -430,10 +433,10 @@ static const char *field_value(struct request *rq, const char *name, char **owne
 
 /* Adds the headers of a document's response: max_age, Age when age is not negative, the
  * ETag, the encoding. */
-static void document_headers(struct server *s, struct MHD_Response *r, const char *etag, int gzip,
-                             int not_modified, long max_age, long age)
+static void document_headers(struct server *s, struct MHD_Response *r, const char *content_type,
+                             const char *etag, int gzip, int not_modified, long max_age, long age)
 {
-    common_headers(s, r, "application/json; charset=utf-8");
+    common_headers(s, r, content_type);
     char value[64];
     snprintf(value, sizeof value, "public, max-age=%ld", max_age);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, value);
@@ -476,7 +479,9 @@ static struct MHD_Response *document_response(struct request *rq, const char *ke
         }
     }
     struct MHD_Response *r = not_modified ? not_modified_response(rq) : blob_response(rq, body);
-    document_headers(s, r, etag, gzip, not_modified, doc->max_age, doc->age);
+    const char *type = rq->view ? views_content_type((enum view_kind)(rq->view - 1))
+                                : "application/json; charset=utf-8";
+    document_headers(s, r, type, etag, gzip, not_modified, doc->max_age, doc->age);
     if (made != NULL) {
         if (made->response != NULL)
             MHD_destroy_response(made->response);
@@ -493,7 +498,18 @@ static struct MHD_Response *answer_response(struct request *rq, const char *city
 {
     if (a->error != API_ERROR_NONE)
         return error_body_response(rq, a->error, a->body, a->retry_after);
-    return document_response(rq, city, a, answered_now);
+    if (rq->view == 0)
+        return document_response(rq, city, a, answered_now);
+    /* A calendar or feed: rendered from the answer, under a key of its own. */
+    struct server *s = rq->server;
+    struct view_options options = {.base = s->config.public_url,
+                                   .refresh_seconds = (long)s->config.listing_ttl};
+    struct answer rendered;
+    views_answer(s->http->views, (enum view_kind)(rq->view - 1), a, &options, &rendered);
+    static const char *const prefix[] = {[VIEW_ICS] = "ics", [VIEW_ATOM] = "atom", [VIEW_RSS] = "rss"};
+    char key[sizeof ((struct made_entry *)0)->key];   /* "atom:" and a slug of 32 fit */
+    snprintf(key, sizeof key, "%s:%s", prefix[rq->view - 1], city ? city : "");
+    return document_response(rq, key, &rendered, answered_now);
 }
 
 /* Ends a request's wait with a prepared response (NULL when abandoned), to be queued by the
@@ -554,7 +570,8 @@ static void deadline_passed(evutil_socket_t fd, short what, void *arg)
     resume_with(rq, response);
 }
 
-/* GET /movies?city=...: answers at once or suspends the connection. */
+/* GET /movies?city=... (and its calendar and feeds): answers at once or suspends the
+ * connection. */
 static struct MHD_Response *handle_movies(struct request *rq)
 {
     struct server *s = rq->server;
@@ -583,7 +600,10 @@ static struct MHD_Response *handle_movies(struct request *rq)
         wait = NULL;
     if (wait != NULL && (wait_len != strlen(wait) || strcmp(wait, "details") != 0))
         return error_response(rq, API_ERROR_INVALID_WAIT, NULL);
-    if (wait != NULL)
+    /* Calendars and feeds are polled, seldom, by programs that keep what they get: they
+     * wait for the complete answer (up to request_deadline) rather than take a partial
+     * one without dates and directors from the movie pages. */
+    if (wait != NULL || rq->view != 0)
         flags |= ANSWER_WAIT_DETAILS;
     struct answer now;
     struct answer_wait *w = answer_city(s->answerer, city, flags, &now, answer_arrived, rq);
@@ -597,6 +617,25 @@ static struct MHD_Response *handle_movies(struct request *rq)
     LIST_INSERT_HEAD(&s->http->waiting, rq, link);
     s->http->nwaiting++;
     return NULL;
+}
+
+/* GET /movies.ics, /movies.atom, /movies.rss: /movies in another representation. */
+static struct MHD_Response *handle_movies_ics(struct request *rq)
+{
+    rq->view = 1 + VIEW_ICS;
+    return handle_movies(rq);
+}
+
+static struct MHD_Response *handle_movies_atom(struct request *rq)
+{
+    rq->view = 1 + VIEW_ATOM;
+    return handle_movies(rq);
+}
+
+static struct MHD_Response *handle_movies_rss(struct request *rq)
+{
+    rq->view = 1 + VIEW_RSS;
+    return handle_movies(rq);
 }
 
 /* GET /cities: the city table, made once at start. */
@@ -692,6 +731,9 @@ static struct MHD_Response *route(struct request *rq, const char *url, const cha
         struct MHD_Response *(*handler)(struct request *);
     } routes[] = {
         {"/movies", "movies", handle_movies},
+        {"/movies.ics", "movies_ics", handle_movies_ics},
+        {"/movies.atom", "movies_atom", handle_movies_atom},
+        {"/movies.rss", "movies_rss", handle_movies_rss},
         {"/cities", "cities", handle_cities},
         {"/healthz", "healthz", NULL},
         {"/readyz", "readyz", handle_readyz},
@@ -1562,6 +1604,7 @@ int http_start(struct server *s, int listen_fd, char *bound, size_t boundlen, ch
     h->cities_body = cities_document(h->cities_etag);
     h->cities_gzip = answer_gzip(h->cities_body, h->cities_etag, h->cities_gzip_etag);
     h->made_sweep = evtimer_new(s->base, made_sweep, h);
+    h->views = views_new();
     h->timeout_body = answer_error_body(API_ERROR_REQUEST_TIMEOUT, NULL);
     h->header_timer = evtimer_new(s->base, header_deadline_passed, s);
     h->burst_timer = evtimer_new(s->base, burst_tick, h);
@@ -1586,6 +1629,7 @@ int http_start(struct server *s, int listen_fd, char *bound, size_t boundlen, ch
         blob_unref(h->cities_body);
         blob_unref(h->cities_gzip);
         event_free(h->made_sweep);
+        views_free(h->views);
         blob_unref(h->timeout_body);
         event_free(h->header_timer);
         event_free(h->burst_timer);
@@ -1629,6 +1673,7 @@ void http_stop(struct server *s)
     MHD_stop_daemon(h->mhd);
     made_clear_all(h);
     event_free(h->made_sweep);
+    views_free(h->views);
     burst_flush_all(h);
     event_free(h->epoll_ready);
     event_free(h->timeout);

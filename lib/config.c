@@ -57,6 +57,10 @@ const struct setting config_settings[] = {
          "Address and port the HTTP API listens on; port 0 picks a free port."),
     TEXT(upstream, SETTING_URL, "https://movie.douban.com", 0,
          "Base URL of the Douban movie site to scrape: scheme, host and optional port."),
+    TEXT(public_url, SETTING_URL, "", 0,
+         "Base URL clients reach the daemon at (scheme, host and optional port), for the "
+         "absolute links of the Atom and RSS feeds; empty: links to the daemon are relative "
+         "and RSS items have no poster enclosure."),
     CHOICE(cities, cities_choices, "known", 1,
            "Which city slugs /movies and moviesd fetch accept: known takes only those of "
            "GET /cities and answers any other with unknown_city at once, asking Douban "
@@ -533,7 +537,10 @@ int config_set(struct config *c, const struct setting *s, const char *value, con
         copy = xstrdup(value);
         break;
     case SETTING_URL:
-        copy = normalise_url(value, source, err, errlen);
+        /* Empty means "none" for a URL whose default is none; upstream's is not. */
+        copy = value[0] == '\0' && s->default_value[0] == '\0'
+                   ? xstrdup("")
+                   : normalise_url(value, source, err, errlen);
         if (copy == NULL)
             return -1;
         break;
@@ -930,7 +937,8 @@ void config_print_markdown(FILE *out)
             fputs("HOST:PORT; HOST an IPv4 address, [IPv6 address] or localhost", out);
             break;
         case SETTING_URL:
-            fputs("http:// or https:// URL, no path", out);
+            fputs(s->default_value[0] == '\0' ? "empty, or an http:// or https:// URL, no path"
+                                               : "http:// or https:// URL, no path", out);
             break;
         case SETTING_STRING:
             fputs("non-empty text", out);

@@ -11,6 +11,7 @@
 struct config {
     char *listen;                       /* HOST:PORT; port 0 picks a free port */
     char *upstream;                     /* base URL, http or https, no trailing slash */
+    char *public_url;                   /* the daemon's own base URL, like upstream; "" for none */
     char *user_agent;
     long long cities;                   /* enum cities_policy */
     char *prefetch_cities;              /* a list for city_list_parse; "" for none */

@@ -18,6 +18,7 @@ In-process use:
     fake.set_city("beijing", 40)   # a count or a list of ids; offhost=True adds off-host links
                                    # (offhost=[(id, href), ...]: those links instead)
     fake.remove_city("beijing"); fake.city_ids("beijing")
+    fake.set_title(36000001, "a,b;c")   # a movie's title on every page (None: its own)
     fake.set_text_quirks("beijing", month_only=True, invisible_marks=True)
                                    # Douban's text: see month_only_dates, invisible_marks
     fake.answer_as("xyz", "shanghai")   # xyz's listing is shanghai's page, as Douban answers a
@@ -154,6 +155,10 @@ def city_douban_id(city):
     return str(200000 + zlib.crc32(city.encode()) % 100000)
 
 
+# Titles set by FakeDouban.set_title: movie id -> title, for every fake of the process.
+TITLE_OVERRIDES = {}
+
+
 def movie_spec(mid, today=None):
     """Everything the fake knows of movie mid (raw: titles as text, not HTML)."""
     mid = int(mid)
@@ -164,6 +169,7 @@ def movie_spec(mid, today=None):
         title = "速度&激情%d" % (mid % 1000)          # rendered as &amp;
     elif mid % 9 == 5:
         title = "他/她的%d" % (mid % 1000)             # rendered as &#47;
+    title = TITLE_OVERRIDES.get(mid, title)
     original = ("%s %d" % (_ORIGINALS[mid % len(_ORIGINALS)], mid % 1000)) if foreign else title
     release = today + _dt.timedelta(days=1 + mid % 45)
     g = [_GENRES[mid % len(_GENRES)]]
@@ -828,6 +834,15 @@ class FakeDouban:
         with self.lock:
             self.cities[city] = {"ids": ids, "offhost": offhost}
         return ids
+
+    def set_title(self, mid, title):
+        """Movie mid is called title (raw text, escaped into the pages) on every page, by
+        every fake of this process; None gives it its own title back."""
+        with self.lock:
+            if title is None:
+                TITLE_OVERRIDES.pop(int(mid), None)
+            else:
+                TITLE_OVERRIDES[int(mid)] = title
 
     def remove_city(self, city):
         with self.lock:

@@ -122,7 +122,8 @@ static void test_defaults(void)
     CHECK_STR(c.redis_password_file, "");
     CHECK_INT(c.redis_timeout_ms, 250);
     CHECK_INT(c.expected_replicas, 3);
-    CHECK_INT(config_settings_count, 35);
+    CHECK_STR(c.public_url, "");
+    CHECK_INT(config_settings_count, 36);
 
     /* The table itself: names unique, help present, live flags as designed. */
     int not_live = 0;
@@ -141,7 +142,7 @@ static void test_defaults(void)
         }
         not_live += !s->live;
     }
-    CHECK_INT(not_live, 11);
+    CHECK_INT(not_live, 12);
     CHECK(!config_find("listen")->live);
     /* The caches and the breaker belong to one upstream: changing it needs a restart. */
     CHECK(!config_find("upstream")->live);
@@ -300,6 +301,13 @@ static void test_url(void)
     CHECK_INT(set_flag(&c, "upstream", "https://x/path", err, sizeof err), -1);
     CHECK_STR(err, "--upstream: 'https://x/path' may only hold a scheme, a host and a port "
                    "(no user, path or query)");
+    /* public_url may be empty (its default: none); upstream may not. */
+    CHECK_INT(set_flag(&c, "upstream", "", err, sizeof err), -1);
+    CHECK_INT(set_flag(&c, "public_url", "https://movies.example.org:8443/", err, sizeof err), 0);
+    CHECK_STR(c.public_url, "https://movies.example.org:8443");
+    CHECK_INT(set_flag(&c, "public_url", "", err, sizeof err), 0);
+    CHECK_STR(c.public_url, "");
+    CHECK_INT(set_flag(&c, "public_url", "https://x/path", err, sizeof err), -1);
     config_free(&c);
 }
 
