@@ -230,7 +230,8 @@ def movie_spec(mid, today=None):
 
 MOVIE_KEYS = ["id", "url", "title", "original_title", "release_date", "release_date_iso",
               "release_date_precision", "genres",
-              "regions", "wish_count", "thumbnail", "poster", "year", "directors", "actors",
+              "regions", "wish_count", "thumbnail", "poster", "poster_proxy", "year", "directors",
+              "actors",
               "runtime_minutes", "rating", "votes", "imdb_id", "languages", "summary",
               "detail_status", "detail_error"]
 
@@ -251,6 +252,7 @@ def expected_movie(mid, today=None):
         "wish_count": s["wish"],
         "thumbnail": s["thumbnail"],
         "poster": s["poster"],
+        "poster_proxy": "/posters/%s" % s["id"],
         "year": s["release"].year,
         "directors": list(s["directors"]),
         "actors": list(s["actors"]),
@@ -275,7 +277,7 @@ def expected_listing_only(mid, today=None, status="failed"):
     for k in ("directors", "actors", "languages"):
         out[k] = []
     for k in ("id", "url", "title", "release_date", "release_date_iso", "release_date_precision",
-              "genres", "wish_count", "thumbnail"):
+              "genres", "wish_count", "thumbnail", "poster_proxy"):
         out[k] = e[k]
     out["regions"] = list(s["regions"]) if s["listing_has_regions"] else []
     out["detail_status"] = status

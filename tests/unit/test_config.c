@@ -122,7 +122,7 @@ static void test_defaults(void)
     CHECK_STR(c.redis_password_file, "");
     CHECK_INT(c.redis_timeout_ms, 250);
     CHECK_INT(c.expected_replicas, 3);
-    CHECK_INT(config_settings_count, 35);
+    CHECK_INT(config_settings_count, 40);
 
     /* The table itself: names unique, help present, live flags as designed. */
     int not_live = 0;
@@ -141,7 +141,7 @@ static void test_defaults(void)
         }
         not_live += !s->live;
     }
-    CHECK_INT(not_live, 11);
+    CHECK_INT(not_live, 16);
     CHECK(!config_find("listen")->live);
     /* The caches and the breaker belong to one upstream: changing it needs a restart. */
     CHECK(!config_find("upstream")->live);
