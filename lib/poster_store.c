@@ -89,7 +89,8 @@ static int index_dir(struct poster_store *s, char *err, size_t errlen)
         found[n++] = f;
     }
     closedir(d);
-    qsort(found, n, sizeof *found, by_use);
+    if (n > 1)
+        qsort(found, n, sizeof *found, by_use);
     for (size_t i = 0; i < n; i++) {
         struct poster_entry *e = xcalloc(1, sizeof *e);
         memcpy(e->id, found[i].id, sizeof e->id);
