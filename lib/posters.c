@@ -192,12 +192,19 @@ static void read_done(struct posters *p, struct disk_op *op)
         }
         return;
     }
-    if (op->result != POSTER_READ_OK) {
-        log_warn("poster cache: %s%s", op->err,
-                 op->result == POSTER_READ_CORRUPT ? "; deleted, fetching the poster again" : "");
-        if (e != NULL && e->hash == op->hash)
-            poster_store_remove(p->store, op->id);
+    if (op->result == POSTER_READ_OK) {
+        /* Evicted while it was read: served once more, from these bytes. */
+        if (fl != NULL) {
+            struct poster_answer a;
+            answer_of(&a, op->data, op->hash, op->type);
+            flight_finish(fl, &a);
+        }
+        return;
     }
+    log_warn("poster cache: %s%s", op->err,
+             op->result == POSTER_READ_CORRUPT ? "; deleted, fetching the poster again" : "");
+    if (e != NULL && e->hash == op->hash)
+        poster_store_remove(p->store, op->id);
     if (fl != NULL)
         flight_fetch(fl);
 }
