@@ -746,7 +746,12 @@ static struct MHD_Response *handle_metrics(struct request *rq)
         g.fleet = &fleet;
     }
     rq->status = MHD_HTTP_OK;
-    return text_response(rq, metrics_render(s->metrics, &g), "text/plain; version=0.0.4; charset=utf-8");
+    char *text = metrics_render(s->metrics, &g);
+    char *posters = posters_metrics(s->posters);
+    char *all = xasprintf("%s%s", text, posters);
+    free(text);
+    free(posters);
+    return text_response(rq, all, "text/plain; version=0.0.4; charset=utf-8");
 }
 
 /* Routes a request; NULL means it waits for an answer. */

@@ -478,3 +478,35 @@ size_t posters_fetched(const struct posters *p)
 {
     return p->fetched;
 }
+
+size_t posters_queued(const struct posters *p)
+{
+    return fetch_queue_length(p->fetcher);
+}
+
+long posters_breaker_remaining(const struct posters *p)
+{
+    return fetch_breaker_remaining(p->fetcher);
+}
+
+char *posters_metrics(const struct posters *p)
+{
+    long left = posters_breaker_remaining(p);
+    return xasprintf("# HELP moviesd_posters_cached Posters held by the poster cache.\n"
+                     "# TYPE moviesd_posters_cached gauge\n"
+                     "moviesd_posters_cached %zu\n"
+                     "# HELP moviesd_poster_cache_bytes Bytes charged to poster_cache_max_bytes.\n"
+                     "# TYPE moviesd_poster_cache_bytes gauge\n"
+                     "moviesd_poster_cache_bytes %zu\n"
+                     "# HELP moviesd_poster_fetches_total Poster fetches from the image host, any outcome.\n"
+                     "# TYPE moviesd_poster_fetches_total counter\n"
+                     "moviesd_poster_fetches_total %zu\n"
+                     "# HELP moviesd_poster_queued Poster fetches waiting for their turn.\n"
+                     "# TYPE moviesd_poster_queued gauge\n"
+                     "moviesd_poster_queued %zu\n"
+                     "# HELP moviesd_poster_breaker_open Whether the image host's breaker is open.\n"
+                     "# TYPE moviesd_poster_breaker_open gauge\n"
+                     "moviesd_poster_breaker_open %d\n",
+                     posters_cached(p), posters_cached_bytes(p), posters_fetched(p), posters_queued(p),
+                     left > 0);
+}

@@ -56,5 +56,9 @@ size_t posters_waiting(const struct posters *p);
 size_t posters_cached(const struct posters *p);          /* posters held */
 size_t posters_cached_bytes(const struct posters *p);
 size_t posters_fetched(const struct posters *p);         /* upstream fetches completed, any outcome */
+size_t posters_queued(const struct posters *p);          /* fetches waiting for their turn */
+long posters_breaker_remaining(const struct posters *p); /* seconds the image host's breaker stays open */
+/* The proxy's series for /metrics, Prometheus text format (new string). */
+char *posters_metrics(const struct posters *p);
 
 #endif

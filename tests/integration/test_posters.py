@@ -18,8 +18,8 @@ import struct
 import time
 import zlib
 
-from harness import (FakeDouban, TempDir, city_ids, expect, expect_eq, expect_error, movie_spec, run,
-                     running, test, wait_until)
+from harness import (FakeDouban, TempDir, city_ids, expect, expect_eq, expect_error, get_metrics, metric,
+                     movie_spec, run, running, test, wait_until)
 
 IMAGES = r"^/view/photo/"
 
@@ -102,6 +102,13 @@ def poster_is_served_typed_from_its_bytes_with_etag_and_cache_control():
         head = d.head("/posters/%d" % mid)
         expect_eq((head.status, head.body, head.headers.get("content-type")), (200, b"", "image/png"))
         expect_eq(fake.count(path), 1, "fetches of the image after revalidation")
+        m = get_metrics(d)
+        expect_eq(metric(m, "moviesd_posters_cached"), 1.0, "posters cached")
+        expect_eq(metric(m, "moviesd_poster_fetches_total"), 1.0, "poster fetches")
+        expect(metric(m, "moviesd_poster_cache_bytes") >= len(png), "poster cache bytes")
+        expect_eq(metric(m, "moviesd_poster_breaker_open"), 0.0, "the posters' breaker")
+        expect(metric(m, "moviesd_requests_total", route="posters", status="304") == 1.0,
+               "requests by route")
 
         # The other formats, each at a URL of another extension.
         webp_mid, jpeg_mid = city_ids("beijing", 6)[1:3]
@@ -182,6 +189,7 @@ def failed_fetch_is_503_with_retry_after_and_pages_go_on():
         expect_error(d.get("/posters/%d" % ids[2]), 503, "poster_unavailable", "breaker open")
         expect_eq(fake.count_matching(IMAGES), before, "no fetch while the breaker is open")
         expect_eq(d.get_json("/readyz")[1]["breaker"]["open"], False, "the pages' breaker")
+        expect_eq(metric(get_metrics(d), "moviesd_poster_breaker_open"), 1.0, "the posters' breaker")
         expect_eq(len(listed(d, "shanghai")), 6, "a city scraped while the image host refuses")
 
 
