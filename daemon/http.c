@@ -50,6 +50,7 @@
 #include "movie.h"
 #include "metrics.h"
 #include "pool.h"
+#include "posters.h"
 #include "redis.h"
 #include "scrape.h"
 #include "server.h"
@@ -87,6 +88,7 @@ struct request {
     int status;
     size_t bytes;
     struct answer_wait *wait;      /* while waiting */
+    struct poster_wait *poster_wait;  /* while waiting for a poster */
     struct event *deadline;
     struct MHD_Response *response; /* prepared while waiting, queued on the next handler call */
     int response_made_once;        /* the response handed to MHD is the table's: not ours to destroy */
@@ -519,6 +521,7 @@ static void resume_with(struct request *rq, struct MHD_Response *response)
     struct server *s = rq->server;
     rq->response = response;
     rq->wait = NULL;
+    rq->poster_wait = NULL;
     if (rq->deadline) {
         event_free(rq->deadline);
         rq->deadline = NULL;
@@ -539,6 +542,8 @@ static void abandon(struct request *rq)
 {
     answer_cancel(rq->wait);
     rq->wait = NULL;
+    posters_cancel(rq->poster_wait);
+    rq->poster_wait = NULL;
     rq->abandoned = 1;
     rq->status = 499;   /* nginx's "client closed request", for the log and the metrics */
     resume_with(rq, NULL);
@@ -638,6 +643,67 @@ static struct MHD_Response *handle_movies_rss(struct request *rq)
     return handle_movies(rq);
 }
 
+/* A poster, or its error: immutable, so cacheable for a year; 304 when If-None-Match names
+ * it. Sets rq->status. */
+static struct MHD_Response *poster_response(struct request *rq, const struct poster_answer *a)
+{
+    if (a->error != API_ERROR_NONE) {
+        struct blob *body = answer_error_body(a->error, a->message[0] ? a->message : NULL);
+        struct MHD_Response *r = error_body_response(rq, a->error, body, a->retry_after);
+        blob_unref(body);
+        return r;
+    }
+    char *owned;
+    const char *inm = field_value(rq, MHD_HTTP_HEADER_IF_NONE_MATCH, &owned);
+    int not_modified = headers_etag_match(inm, a->etag);
+    free(owned);
+    rq->status = not_modified ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK;
+    struct MHD_Response *r = not_modified ? not_modified_response(rq) : blob_response(rq, a->data);
+    common_headers(rq->server, r, a->type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "public, max-age=31536000, immutable");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, a->etag);
+    return r;
+}
+
+/* The poster a request waited for is in (or failed). */
+static void poster_arrived(const struct poster_answer *a, void *arg)
+{
+    struct request *rq = arg;
+    rq->poster_wait = NULL;
+    resume_with(rq, poster_response(rq, a));
+}
+
+/* A poster wait passed request_deadline: the fetch goes on and fills the cache. */
+static void poster_deadline_passed(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct request *rq = arg;
+    posters_cancel(rq->poster_wait);
+    rq->poster_wait = NULL;
+    struct poster_answer a = {.error = API_ERROR_POSTER_UNAVAILABLE, .retry_after = 5};
+    snprintf(a.message, sizeof a.message, "the image host did not answer within the request deadline");
+    resume_with(rq, poster_response(rq, &a));
+}
+
+/* GET /posters/<movie id>: answers at once from the cache or suspends the connection. */
+static struct MHD_Response *handle_poster(struct request *rq, const char *id)
+{
+    struct server *s = rq->server;
+    struct poster_answer now;
+    struct poster_wait *w = posters_get(s->posters, id, &now, poster_arrived, rq);
+    if (w == NULL)
+        return poster_response(rq, &now);
+    rq->poster_wait = w;
+    rq->waiting = 1;
+    rq->deadline = evtimer_new(s->base, poster_deadline_passed, rq);
+    struct timeval tv = {(time_t)s->config.request_deadline, 0};
+    evtimer_add(rq->deadline, &tv);
+    LIST_INSERT_HEAD(&s->http->waiting, rq, link);
+    s->http->nwaiting++;
+    return NULL;
+}
+
 /* GET /cities: the city table, made once at start. */
 static struct MHD_Response *handle_cities(struct request *rq)
 {
@@ -719,7 +785,12 @@ static struct MHD_Response *handle_metrics(struct request *rq)
         g.fleet = &fleet;
     }
     rq->status = MHD_HTTP_OK;
-    return text_response(rq, metrics_render(s->metrics, &g), "text/plain; version=0.0.4; charset=utf-8");
+    char *text = metrics_render(s->metrics, &g);
+    char *posters = posters_metrics(s->posters);
+    char *all = xasprintf("%s%s", text, posters);
+    free(text);
+    free(posters);
+    return text_response(rq, all, "text/plain; version=0.0.4; charset=utf-8");
 }
 
 /* Routes a request; NULL means it waits for an answer. */
@@ -739,15 +810,23 @@ static struct MHD_Response *route(struct request *rq, const char *url, const cha
         {"/readyz", "readyz", handle_readyz},
         {"/metrics", "metrics", handle_metrics},
     };
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        if (strcmp(url, routes[i].path) != 0)
-            continue;
-        rq->route = routes[i].label;
+    static const char posters_prefix[] = "/posters/";
+    const char *poster = NULL;
+    size_t i = 0;
+    if (strncmp(url, posters_prefix, sizeof posters_prefix - 1) == 0)
+        poster = url + sizeof posters_prefix - 1;
+    else
+        while (i < sizeof routes / sizeof routes[0] && strcmp(url, routes[i].path) != 0)
+            i++;
+    if (poster != NULL || i < sizeof routes / sizeof routes[0]) {
+        rq->route = poster != NULL ? "posters" : routes[i].label;
         if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
             struct MHD_Response *r = error_response(rq, API_ERROR_METHOD_NOT_ALLOWED, NULL);
             MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
             return r;
         }
+        if (poster != NULL)
+            return handle_poster(rq, poster);
         if (routes[i].handler == NULL) {
             rq->status = MHD_HTTP_OK;
             return json_response(rq, json_pack("{s:s}", "status", "ok"));
@@ -1474,6 +1553,7 @@ static void completed(void *cls, struct MHD_Connection *connection, void **req_c
     }
     if (rq->wait)
         answer_cancel(rq->wait);
+    posters_cancel(rq->poster_wait);
     if (rq->deadline)
         event_free(rq->deadline);
     if (rq->response)

@@ -15,6 +15,7 @@
 #include "cache.h"
 #include "cities.h"
 #include "config.h"
+#include "posters.h"
 #include "douban.h"
 #include "error.h"
 #include "fetch.h"
@@ -250,6 +251,12 @@ static int run_health(const struct config *c)
 
 /* --- serving -------------------------------------------------------------------------- */
 
+/* Where the poster proxy learns a listed movie's poster URL. */
+static char *poster_lookup(void *arg, const char *id)
+{
+    return scraper_poster_url(arg, id);
+}
+
 struct daemon_state {
     struct server server;
     struct prefetcher *prefetcher;
@@ -300,8 +307,11 @@ static void drain_tick(evutil_socket_t fd, short what, void *arg)
                  answerer_waiting(s->answerer));
         answerer_fail_all(s->answerer, API_ERROR_SHUTTING_DOWN, "the service is restarting; retry shortly");
     }
-    if (d->closing_since == 0)
+    if (d->closing_since == 0) {
         d->closing_since = now;
+        /* A poster fetch is not worth holding the exit for. */
+        posters_fail_all(s->posters, API_ERROR_SHUTTING_DOWN, NULL);
+    }
     /* Answers are queued; give connections a moment to take them (Connection: close ends
      * them as soon as they do). */
     if ((http_waiting(s) > 0 || http_connections(s) > 0) && now - d->closing_since < 2.0) {
@@ -411,6 +421,12 @@ static int run_server(const struct options *opts, struct config *config,
         return 1;
     s->scraper = scraper_new(s->fetcher, &s->config, d.cache_budget, s->pool);
     s->answerer = answerer_new(s->scraper, &s->config, s->metrics, d.cache_budget);
+    char why[512];
+    s->posters = posters_new(s->base, &s->config, s->pool, poster_lookup, s->scraper, why, sizeof why);
+    if (s->posters == NULL) {
+        log_error("%s", why);
+        return 1;
+    }
     if (s->fleet != NULL) {
         scraper_set_fleet(s->scraper, s->fleet);
         answerer_set_fleet(s->answerer, s->fleet, s->base);
@@ -453,6 +469,7 @@ out:
     /* Nobody may stay suspended when MHD stops; then scrapes go before the answerer,
      * whose refreshes they point at. */
     answerer_fail_all(s->answerer, API_ERROR_SHUTTING_DOWN, NULL);
+    posters_fail_all(s->posters, API_ERROR_SHUTTING_DOWN, NULL);
     http_stop(s);
     prefetcher_free(d.prefetcher);
     /* The fleet goes before everything that it calls back: fleet_free drops the fetcher's
@@ -462,6 +479,7 @@ out:
     if (s->fleet != NULL)
         fetch_set_fleet(s->fetcher, NULL, NULL, 1);
     fleet_free(s->fleet);
+    posters_free(s->posters);   /* before the pool, which runs its file jobs */
     scraper_free(s->scraper);
     pool_free(s->pool);
     answerer_free(s->answerer);

@@ -14,6 +14,7 @@ struct answerer;
 struct http;
 struct redis;
 struct fleet;
+struct posters;
 
 struct server {
     struct event_base *base;
@@ -26,6 +27,7 @@ struct server {
     struct http *http;
     struct redis *redis;           /* the shared Redis and the fleet over it; NULL without */
     struct fleet *fleet;
+    struct posters *posters;       /* GET /posters/<id> */
     int draining;                  /* SIGTERM seen: no new scrapes, Connection: close */
 };
 

@@ -155,6 +155,21 @@ const struct setting config_settings[] = {
     INTEGER(expected_replicas, 1, 1000, "3", NULL, 0,
             "Replicas sharing one Redis: while Redis is down each replica keeps to "
             "1/expected_replicas of max_requests_per_minute and of the spacing's rate."),
+    TEXT(poster_upstream, SETTING_URL, "", 0,
+         "Base URL (scheme, host and optional port) that stands in for "
+         "https://img<N>.doubanio.com when fetching posters: a mirror, or a test's fake; "
+         "empty fetches from Douban's image hosts."),
+    TEXT(poster_cache_dir, SETTING_PATH, "", 0,
+         "Directory keeping fetched posters across restarts (made if missing); empty keeps "
+         "them in memory only."),
+    INTEGER(poster_cache_max_bytes, 0, 1LL << 40, "67108864", "bytes", 0,
+            "Most bytes of posters kept (in memory, and in poster_cache_dir when set); the "
+            "least recently used go first."),
+    INTEGER(poster_min_request_interval_ms, 0, 60000, "1000", "milliseconds", 0,
+            "Least time between the starts of two poster fetches from the image host (its own "
+            "queue, apart from the pages'); 0 turns the spacing off."),
+    INTEGER(poster_max_requests_per_minute, 0, 100000, "60", NULL, 0,
+            "Most poster fetches started in any one minute; 0 turns the limit off."),
 };
 const size_t config_settings_count = sizeof config_settings / sizeof config_settings[0];
 
@@ -886,7 +901,8 @@ void config_print_help(FILE *out)
         int w = (int)(strlen(flag) + strlen(meta)) + 4;
         /* Quoted where the text is free: a default with blanks, or none at all, shows. */
         const char *q = s->type == SETTING_STRING || s->type == SETTING_CITY_LIST ||
-                                s->type == SETTING_REDIS_URL || s->type == SETTING_PATH
+                                s->type == SETTING_REDIS_URL || s->type == SETTING_PATH ||
+                                s->default_value[0] == '\0'
                             ? "\""
                             : "";
         fprintf(out, "  --%s %s%*s   %s (default %s%s%s)\n", flag, meta, width - w, "", s->help, q,

@@ -45,6 +45,11 @@ struct config {
     char *redis_password_file;          /* "" for none */
     long long redis_timeout_ms;
     long long expected_replicas;
+    char *poster_upstream;              /* "" for Douban's image hosts themselves */
+    char *poster_cache_dir;             /* "" for memory only */
+    long long poster_cache_max_bytes;
+    long long poster_min_request_interval_ms;
+    long long poster_max_requests_per_minute;
 };
 
 /* Which cities /movies and `moviesd fetch` accept: the order of the setting's choices. */

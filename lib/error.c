@@ -45,6 +45,14 @@ static const struct api_error_info api_errors[API_ERROR_COUNT] = {
     [API_ERROR_SHUTTING_DOWN] = {"shutting_down", 503, "the service is stopping; retry shortly", 1, 0,
                                  "the daemon is stopping and has no answer to give: none cached for "
                                  "the city, or its scrape outlasted `drain_timeout`"},
+    [API_ERROR_UNKNOWN_POSTER] = {"unknown_poster", 404, "no poster known for this movie", 0, 0,
+                                  "`GET /posters/<id>`: the id is not digits, moviesd has not listed "
+                                  "the movie, its poster URL is not on `img<N>.doubanio.com` (not "
+                                  "fetched), or the image host has no such image"},
+    [API_ERROR_POSTER_UNAVAILABLE] = {"poster_unavailable", 503, "the poster could not be fetched", 1, 0,
+                                      "`GET /posters/<id>`: the image host failed, timed out, "
+                                      "refused us (its breaker is open) or sent something that "
+                                      "is not an image: `Retry-After` says when to ask again"},
 };
 
 /* The row of e, out-of-range values read as upstream_error. */

@@ -22,6 +22,8 @@ enum api_error {
     API_ERROR_UPSTREAM_BLOCKED,
     API_ERROR_UPSTREAM_TIMEOUT,
     API_ERROR_SHUTTING_DOWN,
+    API_ERROR_UNKNOWN_POSTER,      /* GET /posters/<id>: no poster known, or none fetchable */
+    API_ERROR_POSTER_UNAVAILABLE,  /* GET /posters/<id>: the image host failed or refused */
     API_ERROR_COUNT
 };
 

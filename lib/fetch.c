@@ -86,6 +86,7 @@ struct fetcher {
 
     char *host;
     struct origin_list origins; /* the only origins any transfer may go to */
+    struct origin_list also;    /* more of them, from fetch_allow_origin (kept across reloads) */
     char *user_agent;
     long long max_host_connections, max_total, timeout, max_body, min_interval_ms,
         max_per_minute, retries, block_backoff, block_backoff_max;
@@ -333,7 +334,7 @@ static CURLU *allowed_url(struct fetcher *f, const char *url, char *why, size_t 
         snprintf(why, len, "refused to fetch it: %s", reason);
         return NULL;
     }
-    if (!origin_list_allows(&f->origins, &o)) {
+    if (!origin_list_allows(&f->origins, &o) && !origin_list_allows(&f->also, &o)) {
         char where[200], shown[200], spelled[100];
         /* The URL may come from a page or a Location header: escape it for the log. */
         origin_format(&o, where, sizeof where);
@@ -967,8 +968,14 @@ void fetcher_free(struct fetcher *f)
     free(f->prefetch_starts.t);
     free(f->host);
     origin_list_clear(&f->origins);
+    origin_list_clear(&f->also);
     free(f->user_agent);
     free(f);
+}
+
+int fetch_allow_origin(struct fetcher *f, const char *url, char *err, size_t errlen)
+{
+    return origin_list_add(&f->also, url, err, errlen);
 }
 
 struct fetch_request *fetch_start(struct fetcher *f, const char *url, enum fetch_priority priority,

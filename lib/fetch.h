@@ -47,6 +47,9 @@ typedef void (*fetch_cb)(const struct fetch_response *response, void *arg);
 /* A fetcher for the upstream named in config (which it copies what it needs from). */
 struct fetcher *fetcher_new(struct event_base *base, const struct config *config,
                             struct metrics *metrics);
+/* Lets transfers go to the origin of url too (a base URL like the upstream's): for an
+ * upstream spread over several hosts. 0, or -1 with the reason in err. */
+int fetch_allow_origin(struct fetcher *f, const char *url, char *err, size_t errlen);
 /* Applies changed limits and timeouts (SIGHUP). */
 void fetcher_configure(struct fetcher *f, const struct config *config);
 /* hold 1: no request starts until hold 0 (those under way go on; the breaker still fails

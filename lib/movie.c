@@ -208,6 +208,9 @@ json_t *movie_json(const struct listing_item *item, const json_t *detail,
     json_object_set_new(o, "wish_count", jint(item->wish_count));
     json_object_set_new(o, "thumbnail", jstr(item->thumbnail));
     json_object_set_new(o, "poster", detail_field(detail, "poster", JSON_STRING));
+    /* The proxy serves posters that load in a browser (the image host wants a Referer). */
+    json_object_set_new(o, "poster_proxy",
+                        item->id ? json_sprintf("/posters/%s", item->id) : json_null());
     json_object_set_new(o, "year", detail_field(detail, "year", JSON_INTEGER));
     json_object_set_new(o, "directors", detail_field(detail, "directors", JSON_ARRAY));
     json_object_set_new(o, "actors", detail_field(detail, "actors", JSON_ARRAY));

@@ -1002,3 +1002,20 @@ size_t scraper_pending_details(const struct scraper *s)
 {
     return s->flights_count;
 }
+
+char *scraper_poster_url(const struct scraper *s, const char *id)
+{
+    /* The movie page's poster, even from a record past its TTL: an image's URL does not
+     * go stale with the record. */
+    const struct record *rec = cache_peek(s->records, id);
+    const char *poster = rec ? json_string_value(json_object_get(rec->detail, "poster")) : NULL;
+    if (poster != NULL)
+        return xstrdup(poster);
+    /* Else the listing's thumbnail, while a scrape that listed the movie is under way. */
+    const struct scrape *sc;
+    LIST_FOREACH(sc, &s->scrapes, link)
+        for (size_t i = 0; i < sc->listing.n; i++)
+            if (strcmp(sc->listing.items[i].id, id) == 0 && sc->listing.items[i].thumbnail)
+                return xstrdup(sc->listing.items[i].thumbnail);
+    return NULL;
+}

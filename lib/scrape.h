@@ -80,6 +80,11 @@ size_t scraper_cached_movies(const struct scraper *s);
 size_t scraper_cached_bytes(const struct scraper *s);   /* the movie records' share */
 size_t scraper_pending_details(const struct scraper *s); /* movie pages awaited */
 
+/* The poster URL of movie id as moviesd knows it (new string), or NULL: its movie page's
+ * poster from the record cache, else its listing's thumbnail while a scrape listing it is
+ * under way. */
+char *scraper_poster_url(const struct scraper *s, const char *id);
+
 /* The document's "source": <upstream>/cinema/later/<city>/ (new string). */
 char *scrape_listing_url(const struct config *config, const char *city);
 

@@ -5,6 +5,13 @@ Serves, on 127.0.0.1 only, pages shaped like Douban's:
   /cinema/later/<city>/   the coming-soon listing; sets the cookie bid=abc123
   /cinema/later/          302 to a city, like Douban
   /subject/<id>/          a movie page shaped like the real ones, any numeric id
+  /view/photo/<size>/public/p<N>.<ext>   a poster, as img<N>.doubanio.com serves it (the
+                          movies' poster and thumbnail URLs are https://img<N>.doubanio.com/
+                          view/photo/s_ratio_poster/public/p<N>.webp and .jpg): 403 without a
+                          Referer on douban.com, as Douban's image hosts answer since 2023-07;
+                          else a tiny real image of the extension's format, or set_image's
+                          bytes, always sent as Content-Type text/html (a wrong type: the
+                          daemon must read the image's magic bytes)
   anything else           404 (Douban's "页面不存在" page)
 Content is deterministic: expected_movie(id) is what the daemon should answer for a movie,
 expected_listing_only(id) what it should answer when only the listing could be read. Like
@@ -24,6 +31,8 @@ In-process use:
     fake.answer_as("xyz", "shanghai")   # xyz's listing is shanghai's page, as Douban answers a
                                    # city it does not know; answer_as("xyz", None) undoes it
     fake.set_latency(100)          # ms before every response
+    fake.set_image(path, data)     # the bytes served for an image path (None: the default)
+    fake.set_poster(mid, url)      # movie mid's poster and thumbnail URL in its pages
     f = fake.add_fault(r"^/subject/36000003/$", 500, times=1)   # regex on the path
     fake.remove_fault(f); fake.clear_faults()
     fake.total, fake.count(path), fake.counts(), fake.count_matching(regex)
@@ -65,6 +74,7 @@ Python 3.11 standard library only.
 """
 
 import argparse
+import base64
 import collections
 import datetime as _dt
 import html as _html
@@ -72,6 +82,7 @@ import random
 import re
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -236,7 +247,8 @@ def movie_spec(mid, today=None):
 
 MOVIE_KEYS = ["id", "url", "title", "original_title", "release_date", "release_date_iso",
               "release_date_precision", "genres",
-              "regions", "wish_count", "thumbnail", "poster", "year", "directors", "actors",
+              "regions", "wish_count", "thumbnail", "poster", "poster_proxy", "year", "directors",
+              "actors",
               "runtime_minutes", "rating", "votes", "imdb_id", "languages", "summary",
               "detail_status", "detail_error"]
 
@@ -257,6 +269,7 @@ def expected_movie(mid, today=None):
         "wish_count": s["wish"],
         "thumbnail": s["thumbnail"],
         "poster": s["poster"],
+        "poster_proxy": "/posters/%s" % s["id"],
         "year": s["release"].year,
         "directors": list(s["directors"]),
         "actors": list(s["actors"]),
@@ -281,7 +294,7 @@ def expected_listing_only(mid, today=None, status="failed"):
     for k in ("directors", "actors", "languages"):
         out[k] = []
     for k in ("id", "url", "title", "release_date", "release_date_iso", "release_date_precision",
-              "genres", "wish_count", "thumbnail"):
+              "genres", "wish_count", "thumbnail", "poster_proxy"):
         out[k] = e[k]
     out["regions"] = list(s["regions"]) if s["listing_has_regions"] else []
     out["detail_status"] = status
@@ -640,6 +653,37 @@ LOGIN_HTML = ("""<!DOCTYPE html>
 </html>
 """)
 
+# Tiny real images (1x1): a lossless WebP and a JFIF JPEG; PNGs are made by png_image().
+WEBP_1X1 = base64.b64decode("UklGRhoAAABXRUJQVlA4TA0AAAAvAAAAEAcQERGIiP4HAA==")
+JPEG_1X1 = base64.b64decode(
+    "/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAP//////////////////////////////////////////////////"
+    "////////////////////////////////////wgALCAABAAEBAREA/8QAFBABAAAAAAAAAAAAAAAAAAAAAP/a"
+    "AAgBAQABPxA=")
+IMAGE_PATH_RE = re.compile(r"/view/photo/[a-z_]+/public/p(\d+)\.(jpg|jpeg|webp|png)")
+DOUBAN_REFERER_RE = re.compile(r"^https?://([a-z0-9-]+\.)*douban\.com(/|$)")
+
+
+def png_image(width=1, height=1, seed=0):
+    """A real PNG of width x height grey pixels whose shade depends on seed."""
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data +
+                struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff))
+    rows = b"".join(b"\0" + bytes([seed % 256]) * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def default_image(path):
+    """The image the fake serves for an image path: by its extension's format."""
+    m = IMAGE_PATH_RE.fullmatch(path)
+    ext = m.group(2)
+    if ext == "webp":
+        return WEBP_1X1
+    if ext == "png":
+        return png_image(seed=int(m.group(1)))
+    return JPEG_1X1
+
+
 SEC_URL = "https://sec.douban.com/b?r=https%3A%2F%2Fmovie.douban.com%2Fcinema%2Flater%2F"
 
 _GZIP_BOMBS = {}
@@ -767,6 +811,8 @@ class FakeDouban:
         self.verbose = verbose
         self.latency_ms = 0
         self.detail_padding = b""   # markup added to every movie page (set_detail_padding)
+        self.images = {}            # image path -> bytes (set_image)
+        self.posters = {}           # movie id -> its poster URL in pages (set_poster)
         self.faults = []
         self.set_block_after(None)
         self._stop = threading.Event()
@@ -894,6 +940,41 @@ class FakeDouban:
     def set_latency(self, ms):
         """Delay before every response, in milliseconds."""
         self.latency_ms = ms
+
+    def set_image(self, path, data):
+        """Serves data for the image path (None: the default image again)."""
+        with self.lock:
+            if data is None:
+                self.images.pop(path, None)
+            else:
+                self.images[path] = data
+
+    def set_poster(self, mid, url):
+        """Movie mid's pages give url as its poster and thumbnail (None: the usual URLs)."""
+        with self.lock:
+            if url is None:
+                self.posters.pop(int(mid), None)
+            else:
+                self.posters[int(mid)] = url
+
+    def _with_posters(self, body):
+        """body with the poster URLs set_poster replaced."""
+        with self.lock:
+            posters = dict(self.posters)
+        for mid, url in posters.items():
+            s = movie_spec(mid)
+            for old in (s["poster"], s["thumbnail"]):
+                body = body.replace(old.encode(), _html.escape(url).encode())
+        return body
+
+    def _image(self, h, rec, release, path, head):
+        """An image of the image host: 403 without a Douban Referer, as img*.doubanio.com."""
+        if not DOUBAN_REFERER_RE.match(rec.headers.get("referer", "")):
+            self._send(h, rec, release, 403, b"<html><body>403 Forbidden</body></html>", head)
+            return
+        with self.lock:
+            data = self.images.get(path)
+        self._send(h, rec, release, 200, data if data is not None else default_image(path), head)
 
     def set_detail_padding(self, size):
         """Grows every movie page by about size bytes of nested, harmless markup (after the
@@ -1119,9 +1200,11 @@ class FakeDouban:
         kind = fault.kind if fault else None
         p = fault.params if fault else {}
         is_listing = path.startswith("/cinema/later/")
-        if kind is None or kind == "delay":
+        if (kind is None or kind == "delay") and IMAGE_PATH_RE.fullmatch(path):
+            self._image(h, rec, release, path, head)
+        elif kind is None or kind == "delay":
             status, body, extra = self._page(path)
-            self._send(h, rec, release, status, body, head, extra)
+            self._send(h, rec, release, status, self._with_posters(body), head, extra)
         elif kind == "status":
             code = p["code"]
             extra = []

@@ -123,7 +123,7 @@ static void test_defaults(void)
     CHECK_INT(c.redis_timeout_ms, 250);
     CHECK_INT(c.expected_replicas, 3);
     CHECK_STR(c.public_url, "");
-    CHECK_INT(config_settings_count, 36);
+    CHECK_INT(config_settings_count, 41);
 
     /* The table itself: names unique, help present, live flags as designed. */
     int not_live = 0;
@@ -142,7 +142,7 @@ static void test_defaults(void)
         }
         not_live += !s->live;
     }
-    CHECK_INT(not_live, 12);
+    CHECK_INT(not_live, 17);
     CHECK(!config_find("listen")->live);
     /* The caches and the breaker belong to one upstream: changing it needs a restart. */
     CHECK(!config_find("upstream")->live);

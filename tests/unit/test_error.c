@@ -70,6 +70,8 @@ static void test_contract(void)
         {API_ERROR_UPSTREAM_BLOCKED, "upstream_blocked", 503, 1, 1},
         {API_ERROR_UPSTREAM_TIMEOUT, "upstream_timeout", 504, 0, 1},
         {API_ERROR_SHUTTING_DOWN, "shutting_down", 503, 1, 0},
+        {API_ERROR_UNKNOWN_POSTER, "unknown_poster", 404, 0, 0},
+        {API_ERROR_POSTER_UNAVAILABLE, "poster_unavailable", 503, 1, 0},
     };
     CHECK_INT(sizeof want / sizeof want[0], API_ERROR_COUNT);
     for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {

@@ -12,7 +12,7 @@
 static const char *const movie_keys[] = {
     "id", "url", "title", "original_title", "release_date", "release_date_iso",
     "release_date_precision", "genres",
-    "regions", "wish_count", "thumbnail", "poster", "year", "directors", "actors",
+    "regions", "wish_count", "thumbnail", "poster", "poster_proxy", "year", "directors", "actors",
     "runtime_minutes", "rating", "votes", "imdb_id", "languages", "summary", "detail_status",
     "detail_error",
 };
