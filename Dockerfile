@@ -22,7 +22,8 @@ COPY lib/ lib/
 COPY daemon/ daemon/
 COPY config/ config/
 COPY systemd/ systemd/
-COPY docs/moviesd.8 docs/moviesd.8
+COPY docs/moviesd.8 docs/openapi.json docs/
+COPY cmake/ cmake/
 COPY LICENSE ./
 # The build has no .git: the revision comes in as a build argument.
 ARG REVISION=unknown

@@ -41,6 +41,7 @@
 
 #include "answer.h"
 #include "cities.h"
+#include "cors.h"
 #include "douban.h"
 #include "error.h"
 #include "fetch.h"
@@ -49,6 +50,7 @@
 #include "log.h"
 #include "movie.h"
 #include "metrics.h"
+#include "openapi.h"
 #include "pool.h"
 #include "posters.h"
 #include "redis.h"
@@ -122,6 +124,17 @@ struct burst {
  * new build. */
 #define CITIES_MAX_AGE 86400
 
+/* GET /openapi.json changes only with a new build too; a day, as for /cities. */
+#define OPENAPI_MAX_AGE 86400
+
+/* CORS: what a browser's preflight is told (cors_headers() adds the rest). The headers are
+ * those a page may set that are not CORS-safelisted: revalidation, and EventSource's
+ * reconnection. */
+#define CORS_ALLOW_METHODS "GET, HEAD, OPTIONS"
+#define CORS_ALLOW_HEADERS "If-None-Match, If-Modified-Since, Cache-Control, Last-Event-ID"
+#define CORS_EXPOSE_HEADERS "ETag, Age, Retry-After"
+#define CORS_MAX_AGE "86400"
+
 /* Responses made once (see "responses made once" below): entries kept, and how long one
  * stays unasked before it goes. */
 #define MADE_ENTRIES 64
@@ -148,6 +161,10 @@ struct http {
     struct blob *cities_gzip;
     char cities_etag[20];
     char cities_gzip_etag[ANSWER_ETAG_SIZE];
+    struct blob *openapi_body;     /* GET /openapi.json: docs/openapi.json, built in */
+    struct blob *openapi_gzip;
+    char openapi_etag[20];
+    char openapi_gzip_etag[ANSWER_ETAG_SIZE];
     struct made_entry made[MADE_ENTRIES];
     struct views *views;           /* the calendars and feeds of answers, rendered once */
     size_t made_used;              /* entries not free */
@@ -433,6 +450,80 @@ static const char *field_value(struct request *rq, const char *name, char **owne
     return j.value;
 }
 
+/* --- CORS ---------------------------------------------------------------------------------
+ * cors_origins decides, for every response, whether a page of another origin may read it.
+ * The headers are added in one place, queue_response(), through which every response MHD
+ * sends passes (errors and 304s too); the two written on the socket itself, the 408 and the
+ * answers given in MHD's place, carry "*" when that is the setting (their request's Origin
+ * is not known). A response made once is shared by every request it is queued for: it gets
+ * the headers when it is first queued, and a request whose Origin is echoed (a listed one)
+ * never shares one (document_response makes it its own). */
+
+/* The Access-Control-Allow-Origin value for rq's answer, or NULL for none; *owned is to be
+ * freed after. */
+static const char *cors_allow(struct request *rq, char **owned)
+{
+    const char *origins = rq->server->config.cors_origins;
+    *owned = NULL;
+    if (cors_mode_of(origins) != CORS_LIST)
+        return cors_allow_origin(origins, NULL);
+    return cors_allow_origin(origins, field_value(rq, "Origin", owned));
+}
+
+/* Whether rq's answer names its own Origin, so that no other request may share it. */
+static int cors_echoes(struct request *rq)
+{
+    if (cors_mode_of(rq->server->config.cors_origins) != CORS_LIST)
+        return 0;
+    char *owned;
+    int echoes = cors_allow(rq, &owned) != NULL;
+    free(owned);
+    return echoes;
+}
+
+/* Adds the CORS headers of rq's answer to r, unless it has them (a made-once response
+ * queued before). */
+static void cors_headers(struct request *rq, struct MHD_Response *r)
+{
+    enum cors_mode mode = cors_mode_of(rq->server->config.cors_origins);
+    if (mode == CORS_OFF || MHD_get_response_header(r, "Access-Control-Expose-Headers") != NULL)
+        return;
+    char *owned;
+    const char *allow = cors_allow(rq, &owned);
+    if (allow != NULL)
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", allow);
+    free(owned);
+    /* A listed origin is echoed: caches must keep one answer per Origin. */
+    if (mode == CORS_LIST)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Origin");
+    MHD_add_response_header(r, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
+}
+
+/* The CORS header line of a response written on the socket, for a request not parsed. */
+static const char *cors_raw_line(const struct server *s)
+{
+    return cors_mode_of(s->config.cors_origins) == CORS_ANY ? "Access-Control-Allow-Origin: *\r\n" : "";
+}
+
+/* OPTIONS on a known path: 204 with what the path allows; a CORS preflight also learns what
+ * a page may send, and for how long it may remember it. Sets rq->status. */
+static struct MHD_Response *options_response(struct request *rq)
+{
+    rq->status = MHD_HTTP_NO_CONTENT;
+    rq->bytes = 0;
+    metrics_response_made(rq->server->metrics);
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, CORS_ALLOW_METHODS);
+    if (rq->server->draining)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (cors_mode_of(rq->server->config.cors_origins) != CORS_OFF) {
+        MHD_add_response_header(r, "Access-Control-Allow-Methods", CORS_ALLOW_METHODS);
+        MHD_add_response_header(r, "Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);
+        MHD_add_response_header(r, "Access-Control-Max-Age", CORS_MAX_AGE);
+    }
+    return r;
+}
+
 /* Adds the headers of a document's response: max_age, Age when age is not negative, the
  * ETag, the encoding. */
 static void document_headers(struct server *s, struct MHD_Response *r, const char *content_type,
@@ -472,7 +563,7 @@ static struct MHD_Response *document_response(struct request *rq, const char *ke
     free(owned);
     rq->status = not_modified ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK;
     struct made_response *made = NULL;
-    if (answered_now && !s->draining) {
+    if (answered_now && !s->draining && !cors_echoes(rq)) {
         made = made_slot(s->http, key, doc->body, gzip, not_modified);
         if (made->response != NULL && made->age == doc->age && made->max_age == doc->max_age) {
             rq->bytes = not_modified || rq->head ? 0 : body->len;
@@ -714,6 +805,16 @@ static struct MHD_Response *handle_cities(struct request *rq)
     return document_response(rq, "/cities", &doc, 1);
 }
 
+/* GET /openapi.json: the API's description, docs/openapi.json as built in. */
+static struct MHD_Response *handle_openapi(struct request *rq)
+{
+    struct http *h = rq->server->http;
+    struct answer doc = {.error = API_ERROR_NONE, .body = h->openapi_body, .gzip = h->openapi_gzip,
+                         .etag = h->openapi_etag, .gzip_etag = h->openapi_gzip_etag,
+                         .max_age = OPENAPI_MAX_AGE, .age = -1, .retry_after = -1};
+    return document_response(rq, "/openapi.json", &doc, 1);
+}
+
 /* The body of GET /cities, {"count": n, "cities": [{"slug", "id", "name"}, ...]} in the
  * table's order (by slug), and its quoted ETag. New. */
 static struct blob *cities_document(char etag[20])
@@ -809,6 +910,7 @@ static struct MHD_Response *route(struct request *rq, const char *url, const cha
         {"/healthz", "healthz", NULL},
         {"/readyz", "readyz", handle_readyz},
         {"/metrics", "metrics", handle_metrics},
+        {"/openapi.json", "openapi", handle_openapi},
     };
     static const char posters_prefix[] = "/posters/";
     const char *poster = NULL;
@@ -820,9 +922,11 @@ static struct MHD_Response *route(struct request *rq, const char *url, const cha
             i++;
     if (poster != NULL || i < sizeof routes / sizeof routes[0]) {
         rq->route = poster != NULL ? "posters" : routes[i].label;
+        if (strcmp(method, "OPTIONS") == 0)
+            return options_response(rq);
         if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
             struct MHD_Response *r = error_response(rq, API_ERROR_METHOD_NOT_ALLOWED, NULL);
-            MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+            MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, CORS_ALLOW_METHODS);
             return r;
         }
         if (poster != NULL)
@@ -1058,8 +1162,8 @@ static void send_request_timeout(struct conn *c)
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 408 Request Timeout\r\nDate: %s\r\nConnection: close\r\n"
                      "Content-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\n"
-                     "Content-Length: %zu\r\n\r\n",
-                     date, body->len);
+                     "%sContent-Length: %zu\r\n\r\n",
+                     date, cors_raw_line(c->server), body->len);
     struct iovec iov[2] = {{head, (size_t)n}, {body->data, body->len}};
     struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
     if (sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
@@ -1377,8 +1481,9 @@ static void answer_in_place_of_mhd(struct request *rq, const char *message)
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %d %s\r\nDate: %s\r\nConnection: close\r\n"
                      "Content-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\n"
-                     "Content-Length: %zu\r\n\r\n",
-                     error->status, MHD_get_reason_phrase_for((unsigned)error->status), date, body->len);
+                     "%sContent-Length: %zu\r\n\r\n",
+                     error->status, MHD_get_reason_phrase_for((unsigned)error->status), date,
+                     cors_raw_line(rq->server), body->len);
     struct iovec iov[2] = {{head, (size_t)n}, {body->data, body->len}};
     struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
     ssize_t sent = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -1439,6 +1544,7 @@ static int replace_botched_answer(struct server *s, const char *fmt)
  * reference is the table's. */
 static enum MHD_Result queue_response(struct request *rq, struct MHD_Response *response)
 {
+    cors_headers(rq, response);
     enum MHD_Result ret = MHD_queue_response(rq->connection, (unsigned)rq->status, response);
     if (!rq->response_made_once)
         MHD_destroy_response(response);
@@ -1683,6 +1789,11 @@ int http_start(struct server *s, int listen_fd, char *bound, size_t boundlen, ch
     LIST_INIT(&h->unread);
     h->cities_body = cities_document(h->cities_etag);
     h->cities_gzip = answer_gzip(h->cities_body, h->cities_etag, h->cities_gzip_etag);
+    h->openapi_body = blob_new((const char *)openapi_json, openapi_json_len);
+    char hex[17];
+    hash_hex(h->openapi_body->data, h->openapi_body->len, hex);
+    snprintf(h->openapi_etag, sizeof h->openapi_etag, "\"%s\"", hex);
+    h->openapi_gzip = answer_gzip(h->openapi_body, h->openapi_etag, h->openapi_gzip_etag);
     h->made_sweep = evtimer_new(s->base, made_sweep, h);
     h->views = views_new();
     h->timeout_body = answer_error_body(API_ERROR_REQUEST_TIMEOUT, NULL);
@@ -1708,6 +1819,8 @@ int http_start(struct server *s, int listen_fd, char *bound, size_t boundlen, ch
         close(listen_fd);
         blob_unref(h->cities_body);
         blob_unref(h->cities_gzip);
+        blob_unref(h->openapi_body);
+        blob_unref(h->openapi_gzip);
         event_free(h->made_sweep);
         views_free(h->views);
         blob_unref(h->timeout_body);
@@ -1762,6 +1875,8 @@ void http_stop(struct server *s)
     event_free(h->burst_timer);
     blob_unref(h->cities_body);
     blob_unref(h->cities_gzip);
+    blob_unref(h->openapi_body);
+    blob_unref(h->openapi_gzip);
     blob_unref(h->timeout_body);
     free(h);
     s->http = NULL;

@@ -16,6 +16,7 @@
 #include "config.h"
 
 #include "cities.h"
+#include "cors.h"
 #include "log.h"
 #include "redis.h"
 #include "util.h"
@@ -170,6 +171,10 @@ const struct setting config_settings[] = {
             "queue, apart from the pages'); 0 turns the spacing off."),
     INTEGER(poster_max_requests_per_minute, 0, 100000, "60", NULL, 0,
             "Most poster fetches started in any one minute; 0 turns the limit off."),
+    TEXT(cors_origins, SETTING_ORIGIN_LIST, "*", 0,
+         "Web pages of which origins may read the API's answers from a browser (CORS): * for "
+         "any (the data is public), origins such as https://example.com separated by commas "
+         "or spaces (the request's Origin is echoed when listed), or empty for no CORS headers."),
 };
 const size_t config_settings_count = sizeof config_settings / sizeof config_settings[0];
 
@@ -227,7 +232,7 @@ static int is_string(const struct setting *s)
 {
     return s->type == SETTING_STRING || s->type == SETTING_LISTEN || s->type == SETTING_URL ||
            s->type == SETTING_CITY_LIST || s->type == SETTING_REDIS_URL ||
-           s->type == SETTING_PATH;
+           s->type == SETTING_PATH || s->type == SETTING_ORIGIN_LIST;
 }
 
 /* Fills every setting with its default; a default that does not parse is a bug in the table. */
@@ -569,6 +574,15 @@ int config_set(struct config *c, const struct setting *s, const char *value, con
             return -1;
         copy = xstrdup(value);
         break;
+    case SETTING_ORIGIN_LIST: {
+        char why[200];
+        if (cors_check(value, why, sizeof why) != 0) {
+            errorf(err, errlen, "%s: %s", source, why);
+            return -1;
+        }
+        copy = xstrdup(value);
+        break;
+    }
     case SETTING_PATH:
         /* The file is read where it is used, once at start: not on every parse. */
         if (value[0] != '\0' && check_text(value, source, err, errlen) != 0)
@@ -857,6 +871,9 @@ static void metavar(const struct setting *s, char *out, size_t outlen)
     case SETTING_PATH:
         m = "FILE";
         break;
+    case SETTING_ORIGIN_LIST:
+        m = "ORIGINS";
+        break;
     }
     size_t i = 0;
     for (; m[i] != '\0' && i + 1 < outlen; i++)
@@ -902,7 +919,7 @@ void config_print_help(FILE *out)
         /* Quoted where the text is free: a default with blanks, or none at all, shows. */
         const char *q = s->type == SETTING_STRING || s->type == SETTING_CITY_LIST ||
                                 s->type == SETTING_REDIS_URL || s->type == SETTING_PATH ||
-                                s->default_value[0] == '\0'
+                                s->type == SETTING_ORIGIN_LIST || s->default_value[0] == '\0'
                             ? "\""
                             : "";
         fprintf(out, "  --%s %s%*s   %s (default %s%s%s)\n", flag, meta, width - w, "", s->help, q,
@@ -973,6 +990,9 @@ void config_print_markdown(FILE *out)
             break;
         case SETTING_PATH:
             fputs("empty or a file name", out);
+            break;
+        case SETTING_ORIGIN_LIST:
+            fputs("`*`, empty, or origins separated by commas or spaces", out);
             break;
         }
         fprintf(out, " | %s | ", s->live ? "yes" : "no (restart)");

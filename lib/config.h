@@ -50,6 +50,7 @@ struct config {
     long long poster_cache_max_bytes;
     long long poster_min_request_interval_ms;
     long long poster_max_requests_per_minute;
+    char *cors_origins;                 /* "*", a list of origins, or "" for no CORS: see cors.h */
 };
 
 /* Which cities /movies and `moviesd fetch` accept: the order of the setting's choices. */
@@ -68,6 +69,7 @@ enum setting_type {
     SETTING_CITY_LIST,  /* text that city_list_parse accepts, kept as given */
     SETTING_REDIS_URL,  /* empty, or a URL that redis_url_parse accepts, kept as given */
     SETTING_PATH,       /* empty, or a file name without control characters */
+    SETTING_ORIGIN_LIST, /* "*", empty, or origins that cors_check accepts, kept as given */
 };
 
 struct setting {

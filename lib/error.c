@@ -18,8 +18,10 @@ static const struct api_error_info api_errors[API_ERROR_COUNT] = {
     [API_ERROR_NOT_FOUND] = {"not_found", 404, "no such endpoint; try GET /movies?city=beijing", 0, 0,
                              "unknown path (and, in a movie's `detail_error`, a movie page that "
                              "does not exist)"},
-    [API_ERROR_METHOD_NOT_ALLOWED] = {"method_not_allowed", 405, "only GET and HEAD are allowed", 0, 0,
-                                      "a method other than GET or HEAD (with `Allow: GET, HEAD`)"},
+    [API_ERROR_METHOD_NOT_ALLOWED] = {"method_not_allowed", 405, "only GET, HEAD and OPTIONS are allowed",
+                                      0, 0,
+                                      "a method other than GET, HEAD or OPTIONS (with `Allow: GET, "
+                                      "HEAD, OPTIONS`)"},
     [API_ERROR_REQUEST_TIMEOUT] = {"request_timeout", 408,
                                    "no complete request within request_header_timeout", 0, 0,
                                    "the request was not complete `request_header_timeout` after "

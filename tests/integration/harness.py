@@ -13,7 +13,9 @@
 
 Every daemon is started as `$TEST_DAEMON_BIN --listen 127.0.0.1:0 --upstream <fake> [flags]`, its
 stderr read on a thread (all lines kept: d.lines()), and killed by PID when the block ends
-(and at exit). Polling with a deadline (wait_until) replaces sleeps. Python 3.11 stdlib only.
+(and at exit). Polling with a deadline (wait_until) replaces sleeps. Python 3.11 stdlib, and
+python3-jsonschema: every JSON response the daemon gives a request made here is checked
+against docs/openapi.json (check_contract).
 
 Beside it, helpers that are not test scripts (only test_*.py are): loadgen.py, the load
 tests' client threads; fake_process.py, the fake upstream in a child process.
@@ -21,6 +23,7 @@ tests' client threads; fake_process.py, the fake upstream in a child process.
 
 import atexit
 import calendar
+import gzip
 import http.client
 import json
 import os
@@ -168,15 +171,70 @@ class Response:
         return "Response(%d, %r)" % (self.status, self.body[:200])
 
 
+_contract = {}   # "doc": docs/openapi.json; JSON pointer -> its validator
+
+
+def check_contract(method, path, r):
+    """Fails when r, a JSON response to method path, does not match the schema
+    docs/openapi.json gives its path, method and status (a path it does not describe must
+    answer an Error). Responses without a JSON body pass."""
+    ctype = r.headers.get("content-type", "").split(";")[0].strip()
+    if not r.body or ctype != "application/json":
+        return
+    import jsonschema
+    body = r.body
+    if r.headers.get("content-encoding") == "gzip":
+        body = gzip.decompress(body)
+    if "doc" not in _contract:
+        with open(os.path.join(REPO, "docs", "openapi.json"), encoding="utf-8") as f:
+            _contract["doc"] = json.load(f)
+    doc = _contract["doc"]
+    route = path.split("?", 1)[0]
+    where = "%s %s: %d" % (method, path[:100], r.status)
+    pointer = "#/components/schemas/Error"
+    for template, item in doc["paths"].items():
+        pattern = "/".join("[^/]+" if seg.startswith("{") else re.escape(seg) for seg in template.split("/"))
+        if not re.fullmatch(pattern, route):
+            continue
+        op = "/".join(("#/paths", template.replace("~", "~0").replace("/", "~1"),
+                       method.lower() if method.lower() in item else "get"))
+        responses = item.get(method.lower(), item["get"])["responses"]
+        if str(r.status) not in responses:
+            raise TestFailure("%s: docs/openapi.json documents no %d for %s" % (where, r.status, op))
+        at = "%s/responses/%d" % (op, r.status)
+        response = responses[str(r.status)]
+        if "$ref" in response:
+            at = response["$ref"]
+            response = doc["components"]["responses"][at.rsplit("/", 1)[1]]
+        if ctype not in response.get("content", {}):
+            raise TestFailure("%s: docs/openapi.json has no %s body at %s" % (where, ctype, at))
+        pointer = "%s/content/%s/schema" % (at, ctype.replace("/", "~1"))
+        break
+    if pointer not in _contract:
+        # The whole document as the root schema, so that every $ref in it resolves.
+        _contract[pointer] = jsonschema.Draft202012Validator(dict(doc, **{"$ref": pointer}))
+    try:
+        value = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise TestFailure("%s: the body is not JSON (%s): %r" % (where, e, body[:300]))
+    errors = sorted(_contract[pointer].iter_errors(value), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise TestFailure("%s: the body does not match docs/openapi.json's %s: %s" % (
+            where, pointer, "; ".join("%s at /%s" % (e.message[:300], "/".join(map(str, e.absolute_path)))
+                                      for e in errors[:5])))
+
+
 def http_request(port, method, path, headers=None, body=None, timeout=HTTP_TIMEOUT):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         r = conn.getresponse()
         data = r.read()
-        return Response(r.status, r.getheaders(), data)
+        response = Response(r.status, r.getheaders(), data)
     finally:
         conn.close()
+    check_contract(method, path, response)
+    return response
 
 
 def http_get(port, path, headers=None, timeout=HTTP_TIMEOUT):

@@ -321,7 +321,7 @@ def method_not_allowed():
                               headers={"Content-Type": "application/x-www-form-urlencoded"})
                 expect_error(r, 405, "method_not_allowed", "%s %s" % (method, path))
                 allow = r.headers.get("allow", "")
-                expect_eq([a.strip() for a in allow.split(",")], ["GET", "HEAD"],
+                expect_eq([a.strip() for a in allow.split(",")], ["GET", "HEAD", "OPTIONS"],
                           "Allow header of %s %s" % (method, path))
         expect_eq(fake.total, 0, "upstream requests")
 

@@ -267,7 +267,7 @@ def etags_304_head_and_errors():
             expect_error(d.get(path + "?city=beijing&wait=soon"), 400, "invalid_wait", path)
             r = d.request("POST", path + "?city=beijing")
             expect_error(r, 405, "method_not_allowed", path)
-            expect_eq(r.headers.get("allow"), "GET, HEAD", path + " Allow")
+            expect_eq(r.headers.get("allow"), "GET, HEAD, OPTIONS", path + " Allow")
         fake.add_fault(r"^/cinema/later/shanghai/$", 500)
         for path in PATHS:
             expect_error(d.get(path + "?city=shanghai"), 502, "upstream_error", path)

@@ -50,7 +50,7 @@ static int holds_string(const struct setting *s)
 {
     return s->type == SETTING_STRING || s->type == SETTING_LISTEN || s->type == SETTING_URL ||
            s->type == SETTING_CITY_LIST || s->type == SETTING_REDIS_URL ||
-           s->type == SETTING_PATH;
+           s->type == SETTING_PATH || s->type == SETTING_ORIGIN_LIST;
 }
 
 /* Compares two configs setting by setting, naming the first difference; 1 if equal. */
@@ -123,7 +123,8 @@ static void test_defaults(void)
     CHECK_INT(c.redis_timeout_ms, 250);
     CHECK_INT(c.expected_replicas, 3);
     CHECK_STR(c.public_url, "");
-    CHECK_INT(config_settings_count, 41);
+    CHECK_INT(config_settings_count, 42);
+    CHECK_STR(c.cors_origins, "*");
 
     /* The table itself: names unique, help present, live flags as designed. */
     int not_live = 0;
@@ -142,7 +143,7 @@ static void test_defaults(void)
         }
         not_live += !s->live;
     }
-    CHECK_INT(not_live, 17);
+    CHECK_INT(not_live, 18);
     CHECK(!config_find("listen")->live);
     /* The caches and the breaker belong to one upstream: changing it needs a restart. */
     CHECK(!config_find("upstream")->live);
@@ -783,6 +784,8 @@ static const char *other_value(const struct config *c, const struct setting *s, 
                                                                  : "redis://127.0.0.1";
     case SETTING_PATH:
         return strcmp(string_of(c, s), "a") == 0 ? "b" : "a";
+    case SETTING_ORIGIN_LIST:
+        return strcmp(string_of(c, s), "*") == 0 ? "https://a.example" : "*";
     }
     return NULL;
 }
