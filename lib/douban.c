@@ -60,7 +60,9 @@ static enum douban_verdict parse_page(const char *html, size_t len, GumboOutput 
 #define LOGIN_PAGE_MARK "登录跳转页"
 
 /* Whether a <title> element's raw bytes may spell text otherwise than as plain UTF-8 (a
- * character reference, a comment, a nested tag): then only a parse can tell what it says. */
+ * character reference, a comment, a nested tag): then only a parse can tell what it says.
+ * "&amp;" alone does not count: it spells "&", which is in no mark, and every now-playing
+ * page's title has one ("上海 - 在线购票&amp;影讯"). */
 static int title_obscured(const char *html, size_t len)
 {
     for (size_t i = 0; i + 7 <= len; i++) {
@@ -70,7 +72,7 @@ static int title_obscured(const char *html, size_t len)
         if (open_end == NULL)
             return 1;
         for (const char *p = open_end + 1; p < html + len; p++) {
-            if (*p == '&')
+            if (*p == '&' && ((size_t)(html + len - p) < 5 || memcmp(p, "&amp;", 5) != 0))
                 return 1;
             if (*p == '<')   /* </title> ends it plainly; anything else obscures it */
                 return (size_t)(html + len - p) < 8 || strncasecmp(p, "</title", 7) != 0;
