@@ -586,10 +586,11 @@ static long duration_of(const char *t)
     while (*unit == ' ')
         unit++;
     if (strncmp(unit, minutes, strlen(minutes)) != 0) {
+        if (strncmp(unit, fen, strlen(fen)) != 0)
+            return -1;
         const char *sec = unit + strlen(fen);
         size_t sn = strspn(sec, "0123456789");
-        if (strncmp(unit, fen, strlen(fen)) != 0 || sn == 0 ||
-            strncmp(sec + sn, miao, strlen(miao)) != 0)
+        if (sn == 0 || strncmp(sec + sn, miao, strlen(miao)) != 0)
             return -1;
     }
     char digits[8];
