@@ -183,8 +183,9 @@ static void scrape_fail(struct scrape *sc, const struct scrape_error *e)
     LIST_REMOVE(sc, link);
     s->active--;
     /* An unknown city is an answer; anything else is the upstream failing us. */
-    log_at(e->code == API_ERROR_UNKNOWN_CITY ? LOG_INFO : LOG_WARN, "scrape of %s failed: %s (%s)",
-           sc->city, api_error_code(e->code), e->message);
+    log_at(e->code == API_ERROR_UNKNOWN_CITY ? LOG_INFO : LOG_WARN, "scrape of %s%s failed: %s (%s)",
+           sc->city, sc->kind == KIND_LATER ? "" : " (now playing)", api_error_code(e->code),
+           e->message);
     scrape_cb cb = sc->cb;
     void *arg = sc->arg;
     scrape_destroy(sc);
