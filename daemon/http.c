@@ -47,6 +47,7 @@
 #include "fetch.h"
 #include "fleet.h"
 #include "headers.h"
+#include "kind.h"
 #include "log.h"
 #include "movie.h"
 #include "metrics.h"
@@ -149,7 +150,7 @@ struct made_response {
 
 /* The responses made for one document key (a city's slug, or "/cities"). */
 struct made_entry {
-    char key[40];                  /* "" while free */
+    char key[KIND_KEY_SIZE + 8];   /* a kind's key, or "atom:" and one; "" while free */
     struct blob *body;             /* a reference to the plain body they send: its identity */
     double last_used;
     struct made_response made[2][2];   /* [gzip][304] */
@@ -600,7 +601,7 @@ static struct MHD_Response *answer_response(struct request *rq, const char *city
     struct answer rendered;
     views_answer(s->http->views, (enum view_kind)(rq->view - 1), a, &options, &rendered);
     static const char *const prefix[] = {[VIEW_ICS] = "ics", [VIEW_ATOM] = "atom", [VIEW_RSS] = "rss"};
-    char key[sizeof ((struct made_entry *)0)->key];   /* "atom:" and a slug of 32 fit */
+    char key[sizeof ((struct made_entry *)0)->key];   /* "atom:" and a kind's key fit */
     snprintf(key, sizeof key, "%s:%s", prefix[rq->view - 1], city ? city : "");
     return document_response(rq, key, &rendered, answered_now);
 }
@@ -666,9 +667,18 @@ static void deadline_passed(evutil_socket_t fd, short what, void *arg)
     resume_with(rq, response);
 }
 
-/* GET /movies?city=... (and its calendar and feeds): answers at once or suspends the
- * connection. */
-static struct MHD_Response *handle_movies(struct request *rq)
+/* What a /movies request asks for: the city's key for the listing kind, and how long it
+ * waits (ANSWER_* flags). */
+struct movies_query {
+    const char *city;             /* borrowed from the request */
+    enum kind kind;
+    char key[KIND_KEY_SIZE];      /* kind_key(kind, city): what the answerer is asked */
+    int flags;
+};
+
+/* Reads city, kind and wait of a /movies request into q. Returns NULL, or the error
+ * response for a parameter that is missing or wrong. */
+static struct MHD_Response *movies_query_read(struct request *rq, struct movies_query *q)
 {
     struct server *s = rq->server;
     const char *city = NULL;
@@ -688,6 +698,13 @@ static struct MHD_Response *handle_movies(struct request *rq)
         snprintf(message, sizeof message, "no city '%s' (GET /cities lists them)", city);
         return error_response(rq, API_ERROR_UNKNOWN_CITY, message);
     }
+    const char *kind = NULL;
+    size_t kind_len = 0;
+    q->kind = KIND_LATER;
+    if (MHD_lookup_connection_value_n(rq->connection, MHD_GET_ARGUMENT_KIND, "kind", 4, &kind,
+                                      &kind_len) == MHD_YES &&
+        (kind == NULL || kind_parse(kind, kind_len, &q->kind) != 0))
+        return error_response(rq, API_ERROR_INVALID_KIND, NULL);
     int flags = s->draining ? 0 : ANSWER_MAY_SCRAPE;
     const char *wait = NULL;
     size_t wait_len = 0;
@@ -701,10 +718,24 @@ static struct MHD_Response *handle_movies(struct request *rq)
      * one without dates and directors from the movie pages. */
     if (wait != NULL || rq->view != 0)
         flags |= ANSWER_WAIT_DETAILS;
+    q->city = city;
+    q->flags = flags;
+    kind_key(q->kind, city, q->key);
+    return NULL;
+}
+
+/* GET /movies?city=...[&kind=...]: answers at once or suspends the connection. */
+static struct MHD_Response *handle_movies(struct request *rq)
+{
+    struct server *s = rq->server;
+    struct movies_query q;
+    struct MHD_Response *bad = movies_query_read(rq, &q);
+    if (bad != NULL)
+        return bad;
     struct answer now;
-    struct answer_wait *w = answer_city(s->answerer, city, flags, &now, answer_arrived, rq);
+    struct answer_wait *w = answer_city(s->answerer, q.key, q.flags, &now, answer_arrived, rq);
     if (w == NULL)
-        return answer_response(rq, city, &now, 1);
+        return answer_response(rq, q.key, &now, 1);
     rq->wait = w;
     rq->waiting = 1;
     rq->deadline = evtimer_new(s->base, deadline_passed, rq);

@@ -196,7 +196,7 @@ static int run_fetch(const struct config *c, const char *city)
     struct scraper *s = scraper_new(f, c, budget, pool);
     struct fetch_outcome_state st = {base, city, isatty(STDERR_FILENO), 0, 4};
     /* One person waits for all of it: every request at the front of the queue. */
-    scrape_city(s, city, FETCH_URGENT, FETCH_URGENT, fetch_command_done, &st);
+    scrape_city(s, KIND_LATER, city, FETCH_URGENT, FETCH_URGENT, fetch_command_done, &st);
     event_base_dispatch(base);
     scraper_free(s);
     pool_free(pool);

@@ -39,6 +39,7 @@
 #include "envelope.h"
 #include "fleet.h"
 #include "gzip.h"
+#include "kind.h"
 #include "log.h"
 #include "metrics.h"
 #include "movie.h"
@@ -766,11 +767,13 @@ static void refresh_lookup(struct refresh *r)
     fleet_value_get(r->answerer->fleet, "city", r->city, on_lookup, r);
 }
 
-/* Scrapes the city here (for the fleet when r holds its lock). */
+/* Scrapes the city here (for the fleet when r holds its lock): the listing its key names. */
 static void refresh_scrape(struct refresh *r)
 {
+    enum kind kind;
+    const char *city = kind_split(r->city, &kind);
     r->phase = PHASE_SCRAPE;
-    r->scrape = scrape_city(r->answerer->scraper, r->city, r->listing_priority,
+    r->scrape = scrape_city(r->answerer->scraper, kind, city, r->listing_priority,
                             r->details_priority, refresh_event, r);
 }
 

@@ -54,7 +54,9 @@ enum answer_flags {
     ANSWER_WAIT_DETAILS = 2,  /* wait for every movie page, not only the listing */
 };
 
-/* Answers for city (a valid slug). Returns NULL after filling *now when the answer is
+/* Answers for city: a valid slug's key for a listing kind (kind_key: the slug for coming
+ * soon, "nowplaying:<slug>" for now playing). Every cache, flight and shared value is the
+ * key's, so the two kinds of a city never stand for each other. Returns NULL after filling *now when the answer is
  * ready at once; otherwise returns a wait handle and calls cb later (never from inside
  * answer_city). Without a usable cached answer the wait lasts until the listing is in
  * (the answer then says "complete": false while movie pages are awaited), or with

@@ -1,6 +1,6 @@
-/* Reading Douban's pages: the coming-soon listing and a movie's own page, through the safe
- * parse of lib/html.c and the tree helpers of lib/dom.c. Each extractor's comment says
- * which part of the page it reads and which of the page's traps it allows for. */
+/* Reading Douban's pages: the listings (coming soon, now playing) and a movie's own page,
+ * through the safe parse of lib/html.c and the tree helpers of lib/dom.c. Each extractor's
+ * comment says which part of the page it reads and which of the page's traps it allows for. */
 #include "douban.h"
 
 #include <limits.h>
@@ -60,7 +60,9 @@ static enum douban_verdict parse_page(const char *html, size_t len, GumboOutput 
 #define LOGIN_PAGE_MARK "登录跳转页"
 
 /* Whether a <title> element's raw bytes may spell text otherwise than as plain UTF-8 (a
- * character reference, a comment, a nested tag): then only a parse can tell what it says. */
+ * character reference, a comment, a nested tag): then only a parse can tell what it says.
+ * "&amp;" alone does not count: it spells "&", which is in no mark, and every now-playing
+ * page's title has one ("上海 - 在线购票&amp;影讯"). */
 static int title_obscured(const char *html, size_t len)
 {
     for (size_t i = 0; i + 7 <= len; i++) {
@@ -70,7 +72,7 @@ static int title_obscured(const char *html, size_t len)
         if (open_end == NULL)
             return 1;
         for (const char *p = open_end + 1; p < html + len; p++) {
-            if (*p == '&')
+            if (*p == '&' && ((size_t)(html + len - p) < 5 || memcmp(p, "&amp;", 5) != 0))
                 return 1;
             if (*p == '<')   /* </title> ends it plainly; anything else obscures it */
                 return (size_t)(html + len - p) < 8 || strncasecmp(p, "</title", 7) != 0;
@@ -507,6 +509,169 @@ enum douban_verdict douban_parse_detail(const char *html, size_t len, struct mov
         v = without_anchor(page, html, len, "#mainpic or v:itemreviewed", err, errlen);
     else
         read_detail(page->root, mainpic, title, out);
+    html_free(page);
+    return v;
+}
+
+/* --- Now playing ------------------------------------------------------------------------ */
+
+/* Whether the len bytes at s are all characters below U+0800 (Latin, Greek, Cyrillic...):
+ * no CJK, whose characters take three bytes or more in UTF-8. */
+static int latin_word(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] >= 0xE0)
+            return 0;
+    return 1;
+}
+
+/* Adds the names of a now-playing attribute, each once, up to DOUBAN_MAX_LIST_ITEMS. Names
+ * are separated by blanks ("日本 德国", "钱国伟 张成 金鑫") or slashes; glue_latin keeps a run of
+ * Latin words together as one name ("Julio Soto Gurpide"), since a person's Latin name has
+ * blanks of its own, unlike a Chinese one. */
+static void add_names(struct strlist *out, const char *s, int glue_latin)
+{
+    size_t seen = 0;
+    while (s && *s && out->n < DOUBAN_MAX_LIST_ITEMS && seen++ < 2 * DOUBAN_MAX_LIST_ITEMS) {
+        while (*s == '/' || html_is_space(*s))
+            s++;
+        const char *start = s, *end = s;
+        for (;;) {
+            size_t n = 0;
+            while (end[n] && end[n] != '/' && !html_is_space(end[n]))
+                n++;
+            int latin = glue_latin && latin_word(end, n);
+            end += n;
+            /* Another Latin word after blanks belongs to the same name. */
+            const char *next = end;
+            while (html_is_space(*next))
+                next++;
+            size_t m = 0;
+            while (next[m] && next[m] != '/' && !html_is_space(next[m]))
+                m++;
+            if (!latin || next == end || m == 0 || !latin_word(next, m))
+                break;
+            end = next;
+        }
+        if (end == start)
+            break;
+        char *name = dom_trimmed(start, (size_t)(end - start));
+        if (name && !strlist_contains(out, name))
+            strlist_push_owned(out, name);
+        else
+            free(name);
+        s = end;
+    }
+}
+
+/* A now-playing score: "9.1", or "0" when the movie is not rated (enough) yet: -1 then. */
+static double score_of(const char *t)
+{
+    if (t == NULL || t[0] < '0' || t[0] > '9')
+        return -1;
+    char *end;
+    double r = strtod(t, &end);
+    return *end == '\0' && r > 0 && r <= 10 ? r : -1;
+}
+
+/* A now-playing duration in whole minutes: "123分钟", "93 分钟", "119分钟(中国大陆)" (the
+ * version it is of), or a short film's "7分02秒". -1 if it is none of these. */
+static long duration_of(const char *t)
+{
+    static const char minutes[] = "分钟", fen[] = "分", miao[] = "秒";
+    size_t n = t ? strspn(t, "0123456789") : 0;
+    if (n == 0 || n > 6)
+        return -1;
+    const char *unit = t + n;
+    while (*unit == ' ')
+        unit++;
+    if (strncmp(unit, minutes, strlen(minutes)) != 0) {
+        if (strncmp(unit, fen, strlen(fen)) != 0)
+            return -1;
+        const char *sec = unit + strlen(fen);
+        size_t sn = strspn(sec, "0123456789");
+        if (sn == 0 || strncmp(sec + sn, miao, strlen(miao)) != 0)
+            return -1;
+    }
+    char digits[8];
+    memcpy(digits, t, n);
+    digits[n] = '\0';
+    return (long)integer_or_unknown(digits, 1, 100000);
+}
+
+/* Reads one li.list-item of #nowplaying into out (or skips it, with a warning). */
+static void read_playing(const GumboNode *item, struct listing *out)
+{
+    char *id = dom_attr_text(item, "data-subject");
+    if (id == NULL)
+        id = dom_attr_text(item, "id");
+    size_t n = id ? strspn(id, "0123456789") : 0;
+    if (n == 0 || n > 20 || id[n] != '\0') {
+        char shown[80];
+        log_warn("now playing: skipped an item without a movie id: \"%s\"",
+                 id ? log_escape(id, strlen(id), shown, sizeof shown) : "(none)");
+        free(id);
+        return;
+    }
+    /* Not the page's #upcoming, should Douban ever nest one inside. */
+    char *category = dom_attr_text(item, "data-category");
+    int other = category && strcmp(category, "nowplaying") != 0;
+    free(category);
+    if (other) {
+        free(id);
+        return;
+    }
+    struct listing_item *it = listing_add(out);
+    it->id = id;
+    it->url = xasprintf("https://movie.douban.com/subject/%s/", id);
+    it->title = dom_attr_text(item, "data-title");
+    if (it->title == NULL)
+        it->title = dom_text(dom_find(item, NULL, DOM_SEL(LI, "class", "stitle")));
+    char *v = dom_attr_text(item, "data-score");
+    it->rating = score_of(v);
+    free(v);
+    v = dom_attr_text(item, "data-release");
+    it->year = (long)integer_or_unknown(v, 1000, 9999);
+    free(v);
+    v = dom_attr_text(item, "data-duration");
+    it->runtime_minutes = duration_of(v);
+    free(v);
+    v = dom_attr_text(item, "data-votecount");
+    it->votes = integer_or_unknown(v, 0, LLONG_MAX);
+    free(v);
+    v = dom_attr_text(item, "data-region");
+    add_names(&it->regions, v, 0);
+    free(v);
+    v = dom_attr_text(item, "data-director");
+    add_names(&it->directors, v, 1);
+    free(v);
+    v = dom_attr_text(item, "data-actors");
+    add_split(&it->actors, v);
+    free(v);
+    const GumboNode *poster = dom_find(item, NULL, DOM_SEL(LI, "class", "poster"));
+    it->thumbnail = dom_attr_text(dom_find(poster, NULL, DOM_SEL(IMG, NULL, NULL)), "src");
+    it->poster = it->thumbnail ? xstrdup(it->thumbnail) : NULL;
+}
+
+/* The items of #nowplaying, in page order, if the page is city's; #upcoming is left out. */
+enum douban_verdict douban_parse_nowplaying(const char *html, size_t len, const char *city,
+                                            struct listing *out, char *err, size_t errlen)
+{
+    GumboOutput *page;
+    enum douban_verdict v = parse_page(html, len, &page, err, errlen);
+    if (v != DOUBAN_OK)
+        return v;
+    const GumboNode *playing = dom_find(page->root, NULL, DOM_SEL(LAST, "id", "nowplaying"));
+    if (playing == NULL) {
+        v = without_anchor(page, html, len, "#nowplaying", err, errlen);
+    } else if (!page_for_city(page, city, err, errlen)) {
+        v = DOUBAN_CHANGED;
+    } else {
+        const struct dom_sel *item_sel = DOM_SEL(LI, "class", "list-item");
+        for (const GumboNode *item = dom_find(playing, NULL, item_sel); item;
+             item = dom_find(playing, item, item_sel))
+            read_playing(item, out);
+    }
     html_free(page);
     return v;
 }

@@ -1,5 +1,6 @@
-/* Reading Douban's pages: the coming-soon listing and a movie's own page. Pure functions of
- * the bytes, testable without a socket. See the fixtures in tests/fixtures/. */
+/* Reading Douban's pages: the coming-soon and now-playing listings and a movie's own page.
+ * Pure functions of the bytes, testable without a socket. See the fixtures in
+ * tests/fixtures/. */
 #ifndef MOVIESD_DOUBAN_H
 #define MOVIESD_DOUBAN_H
 
@@ -34,6 +35,14 @@ int douban_city_valid(const char *city);
 enum douban_verdict douban_parse_listing(const char *html, size_t len, const char *upstream_host,
                                          const char *city, struct listing *out, char *err,
                                          size_t errlen);
+
+/* Fills out (initialised to {0}) with the items of the now-playing page's #nowplaying, in
+ * page order, from their attributes (title, score, year, duration, regions, directors,
+ * actors, vote count) and poster image; the page's #upcoming block is not read. A page
+ * without #nowplaying is DOUBAN_CHANGED; city is checked against #location as for
+ * douban_parse_listing. On anything but DOUBAN_OK, why is written to err. */
+enum douban_verdict douban_parse_nowplaying(const char *html, size_t len, const char *city,
+                                            struct listing *out, char *err, size_t errlen);
 
 /* Fills out (initialised with movie_detail_init) from a movie page; on anything but
  * DOUBAN_OK, why is written to err. */

@@ -15,6 +15,8 @@ static const struct api_error_info api_errors[API_ERROR_COUNT] = {
                                 "`city` is neither 1-32 letters `a`-`z` nor 1-32 digits"},
     [API_ERROR_INVALID_WAIT] = {"invalid_wait", 400, "'wait' may only be 'details'", 0, 0,
                                 "`wait` is given with a value other than `details`"},
+    [API_ERROR_INVALID_KIND] = {"invalid_kind", 400, "'kind' may only be 'later' or 'nowplaying'", 0, 0,
+                                "`kind` is given with a value other than `later` or `nowplaying`"},
     [API_ERROR_NOT_FOUND] = {"not_found", 404, "no such endpoint; try GET /movies?city=beijing", 0, 0,
                              "unknown path (and, in a movie's `detail_error`, a movie page that "
                              "does not exist)"},
@@ -34,7 +36,8 @@ static const struct api_error_info api_errors[API_ERROR_COUNT] = {
                                   "Douban answered 5xx, a truncated, malformed, oversized or absurdly "
                                   "nested page, or a redirect off its origin (not followed)"},
     [API_ERROR_UPSTREAM_CHANGED] = {"upstream_changed", 502, "the upstream's page has changed", 0, 1,
-                                    "the listing page no longer has `#showing-soon`, or its "
+                                    "the listing page no longer has `#showing-soon` (`#nowplaying` for "
+                                    "`kind=nowplaying`), or its "
                                     "`#location` names another city than the one asked (Douban's "
                                     "answer for a city it does not know)"},
     [API_ERROR_UPSTREAM_BLOCKED] = {"upstream_blocked", 503, "the upstream is refusing our requests", 1, 1,

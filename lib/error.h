@@ -13,6 +13,7 @@ enum api_error {
     API_ERROR_MISSING_CITY,
     API_ERROR_INVALID_CITY,
     API_ERROR_INVALID_WAIT,
+    API_ERROR_INVALID_KIND,
     API_ERROR_NOT_FOUND,           /* no such endpoint; for a movie page, no such movie */
     API_ERROR_METHOD_NOT_ALLOWED,
     API_ERROR_REQUEST_TIMEOUT,     /* 408: the request did not arrive in time */

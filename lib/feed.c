@@ -9,6 +9,8 @@
 
 /* The tag URI prefix of every id (see feed.h). */
 #define TAG_PREFIX "tag:moviesd,2026:movies/"
+/* Now playing's ids are apart from coming soon's: a movie can be in both feeds. */
+#define TAG_PREFIX_NOWPLAYING "tag:moviesd,2026:nowplaying/"
 
 void feed_xml_escape(struct textbuf *out, const char *s)
 {
@@ -101,12 +103,25 @@ static const char *doc_city(const json_t *doc)
     return city != NULL && douban_city_valid(city) ? city : "";
 }
 
+/* Whether the document is a city's now-playing answer: its source is that page. */
+static int doc_nowplaying(const json_t *doc)
+{
+    const char *source = json_string_value(json_object_get(doc, "source"));
+    return source != NULL && strstr(source, "/cinema/nowplaying/") != NULL;
+}
+
+static const char *doc_tag_prefix(const json_t *doc)
+{
+    return doc_nowplaying(doc) ? TAG_PREFIX_NOWPLAYING : TAG_PREFIX;
+}
+
 char *feed_title(const json_t *doc)
 {
     const char *name = json_string_value(json_object_get(doc, "city_name"));
     if (name == NULL)
         name = doc_city(doc);
-    return xasprintf("即将上映 · %s", name[0] != '\0' ? name : "?");
+    return xasprintf("%s · %s", doc_nowplaying(doc) ? "正在上映" : "即将上映",
+                     name[0] != '\0' ? name : "?");
 }
 
 /* The document's fetched_at when it has the API's form "YYYY-MM-DDTHH:MM:SSZ", else the epoch. */
@@ -224,7 +239,7 @@ struct blob *feed_atom(const json_t *doc, const char *base)
     const char *city = doc_city(doc), *updated = doc_updated(doc);
     textbuf_puts(&out, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
                        "<feed xmlns=\"http://www.w3.org/2005/Atom\" xml:lang=\"zh-CN\">\n");
-    textbuf_printf(&out, "<id>" TAG_PREFIX "%s</id>\n", city);
+    textbuf_printf(&out, "<id>%s%s</id>\n", doc_tag_prefix(doc), city);
     char *title = feed_title(doc);
     element(&out, "title", title);
     free(title);
@@ -242,7 +257,7 @@ struct blob *feed_atom(const json_t *doc, const char *base)
         if (!movie_basics(movie, &id, &name, &url))
             continue;
         textbuf_puts(&out, "<entry>\n");
-        textbuf_printf(&out, "<id>" TAG_PREFIX "%s/%s</id>\n", city, id);
+        textbuf_printf(&out, "<id>%s%s/%s</id>\n", doc_tag_prefix(doc), city, id);
         element(&out, "title", name);
         textbuf_printf(&out, "<updated>%s</updated>\n", updated);
         if (url != NULL)
@@ -304,7 +319,8 @@ struct blob *feed_rss(const json_t *doc, const char *base, long ttl_seconds)
         element(&out, "title", name);
         if (url != NULL)
             element(&out, "link", url);
-        textbuf_printf(&out, "<guid isPermaLink=\"false\">" TAG_PREFIX "%s/%s</guid>\n", city, id);
+        textbuf_printf(&out, "<guid isPermaLink=\"false\">%s%s/%s</guid>\n", doc_tag_prefix(doc),
+                       city, id);
         textbuf_printf(&out, "<pubDate>%s</pubDate>\n", date);
         const char *poster = poster_of(movie);
         if (poster != NULL && base[0] != '\0')

@@ -5,6 +5,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Everything unknown: NULL strings, empty lists, -1 numbers. */
+static void listing_item_unknown(struct listing_item *item)
+{
+    memset(item, 0, sizeof *item);
+    item->wish_count = -1;
+    item->year = -1;
+    item->runtime_minutes = -1;
+    item->rating = -1;
+    item->votes = -1;
+}
+
 /* Frees an item's members and leaves it unknown. */
 void listing_item_free(struct listing_item *item)
 {
@@ -17,8 +28,10 @@ void listing_item_free(struct listing_item *item)
     strlist_free(&item->genres);
     strlist_free(&item->regions);
     free(item->thumbnail);
-    memset(item, 0, sizeof *item);
-    item->wish_count = -1;
+    strlist_free(&item->directors);
+    strlist_free(&item->actors);
+    free(item->poster);
+    listing_item_unknown(item);
 }
 
 /* Frees every item and the array. */
@@ -41,8 +54,7 @@ struct listing_item *listing_add(struct listing *l)
         l->items = xrealloc(l->items, l->cap * sizeof *l->items);
     }
     struct listing_item *item = &l->items[l->n++];
-    memset(item, 0, sizeof *item);
-    item->wish_count = -1;
+    listing_item_unknown(item);
     return item;
 }
 
@@ -134,6 +146,33 @@ static json_t *detail_field(const json_t *detail, const char *key, json_type typ
     return type == JSON_ARRAY ? json_array() : json_null();
 }
 
+/* The detail's field when it has the wanted type, else listed (stolen; null when unknown). */
+static json_t *detail_or(const json_t *detail, const char *key, json_type type, json_t *listed)
+{
+    json_t *v = detail ? json_object_get(detail, key) : NULL;
+    if (v && (json_typeof(v) == type || (type == JSON_REAL && json_is_integer(v)))) {
+        json_decref(listed);
+        return json_deep_copy(v);
+    }
+    return listed;
+}
+
+/* The listing's rating when it has one, else the detail's. */
+static json_t *rating_of(const struct listing_item *item, const json_t *detail)
+{
+    if (item->rating >= 0)
+        return json_real(item->rating);
+    return detail_field(detail, "rating", JSON_REAL);
+}
+
+/* The listing's vote count when it has one, else the detail's. */
+static json_t *votes_of(const struct listing_item *item, const json_t *detail)
+{
+    if (item->votes >= 0)
+        return json_integer(item->votes);
+    return detail_field(detail, "votes", JSON_INTEGER);
+}
+
 /* The detail's list when it has items, else the listing's: a movie page knows best. */
 static json_t *merged_list(const json_t *detail, const char *key, const struct strlist *listed)
 {
@@ -207,16 +246,17 @@ json_t *movie_json(const struct listing_item *item, const json_t *detail,
     json_object_set_new(o, "regions", merged_list(detail, "regions", &item->regions));
     json_object_set_new(o, "wish_count", jint(item->wish_count));
     json_object_set_new(o, "thumbnail", jstr(item->thumbnail));
-    json_object_set_new(o, "poster", detail_field(detail, "poster", JSON_STRING));
+    json_object_set_new(o, "poster", detail_or(detail, "poster", JSON_STRING, jstr(item->poster)));
     /* The proxy serves posters that load in a browser (the image host wants a Referer). */
     json_object_set_new(o, "poster_proxy",
                         item->id ? json_sprintf("/posters/%s", item->id) : json_null());
-    json_object_set_new(o, "year", detail_field(detail, "year", JSON_INTEGER));
-    json_object_set_new(o, "directors", detail_field(detail, "directors", JSON_ARRAY));
-    json_object_set_new(o, "actors", detail_field(detail, "actors", JSON_ARRAY));
-    json_object_set_new(o, "runtime_minutes", detail_field(detail, "runtime_minutes", JSON_INTEGER));
-    json_object_set_new(o, "rating", detail_field(detail, "rating", JSON_REAL));
-    json_object_set_new(o, "votes", detail_field(detail, "votes", JSON_INTEGER));
+    json_object_set_new(o, "year", detail_or(detail, "year", JSON_INTEGER, jint(item->year)));
+    json_object_set_new(o, "directors", merged_list(detail, "directors", &item->directors));
+    json_object_set_new(o, "actors", merged_list(detail, "actors", &item->actors));
+    json_object_set_new(o, "runtime_minutes", detail_or(detail, "runtime_minutes", JSON_INTEGER,
+                                                        jint(item->runtime_minutes)));
+    json_object_set_new(o, "rating", rating_of(item, detail));
+    json_object_set_new(o, "votes", votes_of(item, detail));
     json_object_set_new(o, "imdb_id", detail_field(detail, "imdb_id", JSON_STRING));
     json_object_set_new(o, "languages", detail_field(detail, "languages", JSON_ARRAY));
     json_object_set_new(o, "summary", detail_field(detail, "summary", JSON_STRING));

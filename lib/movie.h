@@ -18,7 +18,9 @@
  * bytes) in etag. */
 struct blob *movie_document_blob(const json_t *doc, char etag[20]);
 
-/* One entry of the coming-soon listing. Unknown strings are NULL, unknown numbers -1. */
+/* One entry of a listing: coming soon, or now playing (whose entries carry more, as
+ * attributes, and no date or wish count). Unknown strings are NULL, unknown numbers -1,
+ * and a coming-soon entry leaves every now-playing field unknown. */
 struct listing_item {
     char *id;            /* digits of /subject/<id>/ */
     char *url;           /* canonical https://movie.douban.com/subject/<id>/ */
@@ -27,7 +29,15 @@ struct listing_item {
     struct strlist genres;
     struct strlist regions;
     long long wish_count;
-    char *thumbnail;     /* a.thumb img@src */
+    char *thumbnail;     /* a.thumb img@src; now playing: li.poster img@src */
+    /* Now playing only: the item's data-* attributes. */
+    long year;                /* data-release */
+    long runtime_minutes;     /* data-duration, "123分钟" */
+    double rating;            /* data-score; its "0" (unrated) is -1 */
+    long long votes;          /* data-votecount */
+    struct strlist directors; /* data-director */
+    struct strlist actors;    /* data-actors */
+    char *poster;             /* li.poster img@src: the poster until the movie page's */
 };
 
 struct listing {
@@ -73,7 +83,11 @@ json_t *movie_detail_json(const struct movie_detail *d);
 
 /* The API's movie object (new reference). detail is the movie_detail_json() object or NULL;
  * error is NULL when the detail was fetched or is still awaited (detail_status "ok" or
- * "pending"; "failed" with error). Every field is present: null or [] if unknown. */
+ * "pending"; "failed" with error). Every field is present: null or [] if unknown. The
+ * listing's rating and votes win over the movie page's (a listing is read every listing
+ * TTL, a record kept for detail_ttl); for year, directors, actors, runtime and poster the
+ * page wins and the listing's stand in while it is missing. A coming-soon item knows none
+ * of these, so its object is the page's alone. */
 json_t *movie_json(const struct listing_item *item, const json_t *detail,
                    const struct detail_error *error, time_t fetched_at);
 

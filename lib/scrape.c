@@ -62,6 +62,7 @@ struct slot {
 
 struct scrape {
     struct scraper *scraper;
+    enum kind kind;
     char *city;
     scrape_cb cb;
     void *arg;
@@ -182,8 +183,9 @@ static void scrape_fail(struct scrape *sc, const struct scrape_error *e)
     LIST_REMOVE(sc, link);
     s->active--;
     /* An unknown city is an answer; anything else is the upstream failing us. */
-    log_at(e->code == API_ERROR_UNKNOWN_CITY ? LOG_INFO : LOG_WARN, "scrape of %s failed: %s (%s)",
-           sc->city, api_error_code(e->code), e->message);
+    log_at(e->code == API_ERROR_UNKNOWN_CITY ? LOG_INFO : LOG_WARN, "scrape of %s%s failed: %s (%s)",
+           sc->city, sc->kind == KIND_LATER ? "" : " (now playing)", api_error_code(e->code),
+           e->message);
     scrape_cb cb = sc->cb;
     void *arg = sc->arg;
     scrape_destroy(sc);
@@ -216,7 +218,7 @@ json_t *scrape_document(const struct scrape *sc)
     }
     char fetched[21];
     format_time(sc->fetched_at, fetched);
-    char *source = scrape_listing_url(s->config, sc->city);
+    char *source = scrape_listing_url(s->config, sc->kind, sc->city);
     int complete = pending == 0 && sc->retrying == 0;
     const struct city *known = city_find(sc->city);
     json_t *doc = json_pack("{s:s, s:o, s:s, s:s, s:I, s:b, s:I, s:b, s:o}", "city", sc->city,
@@ -252,7 +254,8 @@ static void scrape_finish(struct scrape *sc)
     json_t *doc = scrape_document(sc);
     LIST_REMOVE(sc, link);
     s->active--;
-    log_info("scraped %s: %zu movies, %zu without details", sc->city, sc->listing.n, failed);
+    log_info("scraped %s%s: %zu movies, %zu without details", sc->city,
+             sc->kind == KIND_LATER ? "" : " (now playing)", sc->listing.n, failed);
     scrape_cb cb = sc->cb;
     void *arg = sc->arg;
     struct scrape_result result = result_of(sc, SCRAPE_DONE);
@@ -329,6 +332,7 @@ struct parse_job {
     unsigned long epoch;         /* the fetch's breaker epoch, for fetch_report_ok */
     long status;
     char *upstream_host, *city;  /* listings: what douban_parse_listing checks links against */
+    enum kind kind;              /* listings: which page it is */
     enum douban_verdict verdict;
     char why[200];
     struct listing listing;      /* a listing's items */
@@ -403,8 +407,12 @@ static void parse_detail(void *arg)
 static void parse_listing(void *arg)
 {
     struct parse_job *job = arg;
-    job->verdict = douban_parse_listing(job->body, job->len, job->upstream_host, job->city,
-                                        &job->listing, job->why, sizeof job->why);
+    if (job->kind == KIND_NOWPLAYING)
+        job->verdict = douban_parse_nowplaying(job->body, job->len, job->city, &job->listing,
+                                               job->why, sizeof job->why);
+    else
+        job->verdict = douban_parse_listing(job->body, job->len, job->upstream_host, job->city,
+                                            &job->listing, job->why, sizeof job->why);
 }
 
 /* Whether a movie page's fetch result is a page to parse; if not, fills err. */
@@ -870,6 +878,7 @@ static void listing_done(const struct fetch_response *r, void *arg)
     struct parse_job *job = parse_job_new(sc, r);
     job->upstream_host = xstrdup(fetch_upstream_host(s->fetcher));
     job->city = xstrdup(sc->city);
+    job->kind = sc->kind;
     if (douban_may_be_refusal(r->body, r->len)) {
         /* As for movie pages: a block opens the breaker before the next request. */
         parse_listing(job);
@@ -880,9 +889,9 @@ static void listing_done(const struct fetch_response *r, void *arg)
     sc->listing_parse = parse_submit(s, parse_listing, listing_parsed, job, POOL_FRONT);
 }
 
-char *scrape_listing_url(const struct config *config, const char *city)
+char *scrape_listing_url(const struct config *config, enum kind kind, const char *city)
 {
-    return xasprintf("%s/cinema/later/%s/", config->upstream, city);
+    return xasprintf("%s/cinema/%s/%s/", config->upstream, kind_name(kind), city);
 }
 
 struct scraper *scraper_new(struct fetcher *fetcher, const struct config *config,
@@ -930,11 +939,13 @@ void scraper_set_fleet(struct scraper *s, struct fleet *fleet)
     s->fleet = fleet;
 }
 
-struct scrape *scrape_city(struct scraper *s, const char *city, enum fetch_priority listing,
-                           enum fetch_priority details, scrape_cb cb, void *arg)
+struct scrape *scrape_city(struct scraper *s, enum kind kind, const char *city,
+                           enum fetch_priority listing, enum fetch_priority details, scrape_cb cb,
+                           void *arg)
 {
     struct scrape *sc = xcalloc(1, sizeof *sc);
     sc->scraper = s;
+    sc->kind = kind;
     sc->city = xstrdup(city);
     sc->cb = cb;
     sc->arg = arg;
@@ -943,7 +954,7 @@ struct scrape *scrape_city(struct scraper *s, const char *city, enum fetch_prior
     sc->listing_queued = -1;
     LIST_INSERT_HEAD(&s->scrapes, sc, link);
     s->active++;
-    char *url = scrape_listing_url(s->config, city);
+    char *url = scrape_listing_url(s->config, kind, city);
     sc->listing_fetch = fetch_start(s->fetcher, url, listing, listing_done, sc);
     free(url);
     return sc;

@@ -1,4 +1,4 @@
-/* One city's scrape: the listing page, then every movie page not in the record cache,
+/* One city's scrape: the listing page (coming soon or now playing), then every movie page not in the record cache,
  * most wished-for first, through the fetcher's polite queue. Movie records are kept in a
  * cache shared by all cities, and a movie page being fetched for one city is awaited, not
  * fetched again, by another. Once the listing is in, the city's document can be had at
@@ -12,6 +12,7 @@
 
 #include "error.h"
 #include "fetch.h"
+#include "kind.h"
 
 struct cache_budget;
 struct config;
@@ -60,12 +61,14 @@ void scraper_set_fleet(struct scraper *s, struct fleet *fleet);
 
 struct scrape;
 
-/* Starts scraping city (a valid slug): its listing at listing priority, the movie pages at
- * details priority. cb runs from the loop, never from inside scrape_city(): LISTED at most
+/* Starts scraping city (a valid slug): its listing of kind (coming soon or now playing) at
+ * listing priority, the movie pages at details priority; movie records are shared by both
+ * kinds as by all cities. cb runs from the loop, never from inside scrape_city(): LISTED at most
  * once, PROGRESS after it, DONE once and last. Returns the scrape (borrowed; valid until
  * the DONE callback returns). */
-struct scrape *scrape_city(struct scraper *s, const char *city, enum fetch_priority listing,
-                           enum fetch_priority details, scrape_cb cb, void *arg);
+struct scrape *scrape_city(struct scraper *s, enum kind kind, const char *city,
+                           enum fetch_priority listing, enum fetch_priority details, scrape_cb cb,
+                           void *arg);
 /* Raises the scrape's priorities (never lowers them): the listing's while it is queued,
  * and the movie pages' it awaits, in their wish order. */
 void scrape_promote(struct scrape *sc, enum fetch_priority listing, enum fetch_priority details);
@@ -85,7 +88,8 @@ size_t scraper_pending_details(const struct scraper *s); /* movie pages awaited 
  * under way. */
 char *scraper_poster_url(const struct scraper *s, const char *id);
 
-/* The document's "source": <upstream>/cinema/later/<city>/ (new string). */
-char *scrape_listing_url(const struct config *config, const char *city);
+/* The document's "source": <upstream>/cinema/later/<city>/, or /cinema/nowplaying/<city>/
+ * (new string). */
+char *scrape_listing_url(const struct config *config, enum kind kind, const char *city);
 
 #endif

@@ -4,6 +4,10 @@
 Serves, on 127.0.0.1 only, pages shaped like Douban's:
   /cinema/later/<city>/   the coming-soon listing; sets the cookie bid=abc123
   /cinema/later/          302 to a city, like Douban
+  /cinema/nowplaying/<city>/   the now-playing page: #nowplaying's items with their data-*
+                          attributes, then an #upcoming block of the city's first coming-soon
+                          movies (never part of a now-playing answer); the same cookie
+  /cinema/nowplaying/     302 to a city
   /subject/<id>/          a movie page shaped like the real ones, any numeric id
   /view/photo/<size>/public/p<N>.<ext>   a poster, as img<N>.doubanio.com serves it (the
                           movies' poster and thumbnail URLs are https://img<N>.doubanio.com/
@@ -26,6 +30,10 @@ In-process use:
                                    # (offhost=[(id, href), ...]: those links instead)
     fake.remove_city("beijing"); fake.city_ids("beijing")
     fake.set_title(36000001, "a,b;c")   # a movie's title on every page (None: its own)
+    fake.set_nowplaying("beijing", 8)   # its now-playing movies: a count (ids from
+                                   # nowplaying_ids) or a list of ids; every city listed has
+                                   # DEFAULT_NOWPLAYING by default
+    fake.nowplaying_ids_of("beijing")
     fake.set_text_quirks("beijing", month_only=True, invisible_marks=True)
                                    # Douban's text: see month_only_dates, invisible_marks
     fake.answer_as("xyz", "shanghai")   # xyz's listing is shanghai's page, as Douban answers a
@@ -47,8 +55,9 @@ Fault kinds (add_fault(pattern, kind, times=None, **params)):
     "redirect"       302 to https://sec.douban.com/... (location=, code=)
     "block_page"     200 "有异常请求从你的 IP 发出"     "login_page"   200 "登录跳转页"
     "notfound_page"  200 <title>页面不存在</title>
-    "no_anchor"      200 without #showing-soon (listing) / without #mainpic and v:itemreviewed
-    "empty_listing"  200 with an empty #showing-soon
+    "no_anchor"      200 without #showing-soon (listing; now playing: without #nowplaying) /
+                     without #mainpic and v:itemreviewed
+    "empty_listing"  200 with an empty #showing-soon (now playing: an empty #nowplaying)
     "hang"           never answers until stop()     "delay"  ms=N extra before answering
     "truncated"      Content-Length larger than what is sent, then close (fraction=0.5)
     "garbage"        200 of random bytes (invalid UTF-8, NULs)
@@ -102,6 +111,11 @@ CITY_DOUBAN_IDS = {"beijing": "108288", "shanghai": "108296", "guangzhou": "1182
                    "wuhan": "118254", "xian": "118371", "nanjing": "118159",
                    "chongqing": "108309", "tianjin": "108289", "suzhou": "118163"}
 ID_BASE = 36000000
+# Now-playing movies: ids of their own (NOWPLAYING_BASE + CITY_STEP * k + i), so a movie is in
+# both of a city's listings only where a test puts it there.
+NOWPLAYING_BASE = 37000000
+DEFAULT_NOWPLAYING = 8
+UPCOMING_SHOWN = 5       # the coming-soon movies in a now-playing page's #upcoming block
 CITY_STEP = 4            # city k lists ID_BASE + 4k + i: neighbouring cities share most movies
 DEFAULT_MOVIES = 12
 DEFAULT_COOKIE = "bid=abc123"
@@ -141,6 +155,16 @@ def city_ids(city, n):
     else:
         k = zlib.crc32(city.encode()) % 100 + len(CITY_ORDER)
     return [ID_BASE + CITY_STEP * k + i for i in range(n)]
+
+
+def nowplaying_ids(city, n):
+    """The ids a city shows as now playing by default: overlapping across cities, like
+    city_ids, and never among any city's coming-soon ids."""
+    if city in CITY_ORDER:
+        k = CITY_ORDER.index(city)
+    else:
+        k = zlib.crc32(city.encode()) % 100 + len(CITY_ORDER)
+    return [NOWPLAYING_BASE + CITY_STEP * k + i for i in range(n)]
 
 
 # Made-up cities' ids with distinct_ids: far from the cities of CITY_ORDER.
@@ -301,6 +325,73 @@ def expected_listing_only(mid, today=None, status="failed"):
     return out
 
 
+def nowplaying_attrs(mid, today=None):
+    """What the now-playing page's data-* attributes say of movie mid (raw text). Votes are
+    counted later than the movie page's (a few more), as a listing read after the page is."""
+    s = movie_spec(mid, today)
+    mid = int(mid)
+    runtime = s["runtime"]
+    if runtime is None:
+        duration = ""
+    elif mid % 3 == 0:
+        duration = "%d分钟(中国大陆)" % runtime   # the version's, like Douban's
+    elif mid % 3 == 1:
+        duration = "%d 分钟" % runtime
+    else:
+        duration = "%d分钟" % runtime
+    return {
+        "title": s["title"],
+        "score": "%.1f" % s["rating"] if s["rating"] is not None else "0",
+        "release": str(s["release"].year),
+        "duration": duration,
+        "region": " ".join(s["regions"]),
+        "director": " ".join(s["directors"]),
+        "actors": " / ".join(s["actors"][:3]),
+        "votecount": str(s["votes"] + 17 if s["votes"] is not None else 100 + mid % 500),
+        "poster": s["thumbnail"],
+    }
+
+
+def expected_nowplaying(mid, today=None):
+    """The movie object the daemon should answer for now-playing movie mid once its page was
+    fetched: the page's fields, with the listing's rating and (fresher) votes."""
+    s = movie_spec(mid, today)
+    a = nowplaying_attrs(mid, today)
+    out = expected_movie(mid, today)
+    out["release_date"] = None
+    out["wish_count"] = None
+    out["votes"] = int(a["votecount"])
+    out["year"] = s["release"].year
+    return out
+
+
+def expected_nowplaying_only(mid, today=None, status="pending"):
+    """The now-playing movie object from the listing alone (its page awaited, or failed:
+    status "failed", detail_error set by the daemon, here None)."""
+    s = movie_spec(mid, today)
+    a = nowplaying_attrs(mid, today)
+    out = {k: None for k in MOVIE_KEYS}
+    out.update({
+        "id": s["id"],
+        "url": "https://movie.douban.com/subject/%s/" % s["id"],
+        "title": s["title"],
+        "genres": [],
+        "regions": list(s["regions"]),
+        "thumbnail": a["poster"],
+        "poster": a["poster"],
+        "poster_proxy": "/posters/%s" % s["id"],
+        "year": s["release"].year,
+        "directors": list(s["directors"]),
+        "actors": list(s["actors"][:3]),
+        "runtime_minutes": s["runtime"],
+        "rating": s["rating"],
+        "votes": int(a["votecount"]),
+        "languages": [],
+        "detail_status": status,
+    })
+    return out
+
+
 def esc(text):
     """Escapes like Douban does: &amp; for &, &#47; for / inside titles, &quot; for quotes."""
     return _html.escape(text, quote=True).replace("&#x27;", "&#39;").replace("/", "&#47;")
@@ -437,6 +528,98 @@ def listing_html(city, ids, offhost=False, today=None, showing_soon=True, empty=
 </div>
 </div>
 """ % (city, city, city_douban_id(city), city, city, body, sidebar) + _FOOT)
+
+
+def nowplaying_item_html(mid, today=None):
+    """One li.list-item of #nowplaying, shaped like the real page's (tabs, the unquoted
+    class=ticket-btn)."""
+    a = nowplaying_attrs(mid, today)
+    sid = str(int(mid))
+    t = "\t" * 8
+    return (t + '<li id="%s" class="list-item" data-title="%s" data-score="%s" data-star="40"\n'
+            + t + '\tdata-release="%s" data-duration="%s" data-region="%s" data-director="%s"\n'
+            + t + '\tdata-actors="%s" data-category="nowplaying" data-enough="True"\n'
+            + t + '\tdata-showed="True" data-votecount="%s" data-subject="%s">\n'
+            + t + '\t<ul class="">\n'
+            + t + '\t\t<li class="poster">\n'
+            + t + '\t\t\t<a href="https://movie.douban.com/subject/%s/?from=playing_poster"\n'
+            + t + '\t\t\t\tclass=ticket-btn target="_blank" data-psource="poster">\n'
+            + t + '\t\t\t\t<img src="%s" alt="%s" rel="nofollow" class="" />\n'
+            + '                                </a>\n'
+            + t + '\t\t</li>\n'
+            + t + '\t\t<li class="stitle">\n'
+            + t + '\t\t\t<a href="https://movie.douban.com/subject/%s/?from=playing_poster"\n'
+            + t + '\t\t\t\tclass="ticket-btn" target="_blank" title="%s" data-psource="title">\n'
+            + t + '\t\t\t\t%s\n'
+            + t + '\t\t\t</a>\n'
+            + t + '\t\t</li>\n'
+            + t + '\t\t<li class="srating"><span class="subject-rate">%s</span></li>\n'
+            + t + '\t\t<li class="sbtn"><a class="ticket-btn" href="https://movie.douban.com/ticket/redirect/?movie_id=%s" target="_blank">选座购票</a></li>\n'
+            + t + '\t</ul>\n'
+            + t + '</li>\n') % (
+        sid, esc(a["title"]), a["score"], a["release"], a["duration"], esc_text(a["region"]),
+        esc_text(a["director"]), esc_text(a["actors"]), a["votecount"], sid, sid, a["poster"],
+        esc(a["title"]), sid, esc(a["title"]), esc(a["title"]),
+        a["score"] if a["score"] != "0" else "暂无评分", sid)
+
+
+def upcoming_item_html(mid, today=None):
+    """One li.list-item of the now-playing page's #upcoming block: a coming-soon movie."""
+    s = movie_spec(mid, today)
+    t = "\t" * 8
+    return (t + '<li id="%s" class="list-item" data-title="%s" data-wish="%d" data-duration="%s"\n'
+            + t + '\tdata-region="%s" data-director="%s" data-actors="%s" data-category="upcoming"'
+            ' data-subject="%s">\n'
+            + t + '\t<ul class="">\n'
+            + t + '\t\t<li class="poster"><a href="https://movie.douban.com/subject/%s/?from=playing_poster"'
+            ' class=ticket-btn target="_blank"><img src="%s" alt="%s" rel="nofollow" class="" /></a></li>\n'
+            + t + '\t\t<li class="stitle"><a href="https://movie.douban.com/subject/%s/" class="ticket-btn"'
+            ' title="%s">%s</a></li>\n'
+            + t + '\t\t<li class="release-date">%s上映</li>\n'
+            + t + '\t</ul>\n'
+            + t + '</li>\n') % (
+        s["id"], esc(s["title"]), s["wish"], "%d分钟" % (s["runtime"] or 90),
+        esc_text(" ".join(s["regions"])), esc_text(" ".join(s["directors"])),
+        esc_text(" / ".join(s["actors"][:3])), s["id"], s["id"], s["thumbnail"], esc(s["title"]),
+        s["id"], esc(s["title"]), esc(s["title"]), s["release"].strftime("%m月%d日"))
+
+
+def nowplaying_html(city, ids, upcoming=(), today=None, anchor=True, empty=False):
+    """The now-playing page of city: ids in #nowplaying, upcoming in #upcoming. anchor=False:
+    a changed layout, the same items under another id; empty: no item in #nowplaying."""
+    playing = "" if empty else "".join(nowplaying_item_html(m, today) for m in ids)
+    coming = "".join(upcoming_item_html(m, today) for m in upcoming)
+    return (_HEAD % ("%s - 在线购票&amp;影讯" % city, "") + """
+<div id="wrapper">
+	<div id="content">
+		<h1>%s - 在线购票&amp;影讯</h1>
+		<div class="grid-16-8 clearfix">
+			<div class="article">
+				<div id="hd">
+					<div id="location" data-uid="%s" data-id="%s">
+						<a class="change-loc" href="javascript:void(0);">[切换城市]</a>
+					</div>
+				</div>
+				<div id="%s">
+					<div class="mod-hd"><h2>正在上映</h2></div>
+					<div class="mod-bd">
+						<ul class="lists">
+%s						</ul>
+					</div>
+				</div>
+				<div id="upcoming">
+					<div class="mod-hd"><h2>即将上映</h2></div>
+					<div class="mod-bd">
+						<ul class="lists">
+%s						</ul>
+					</div>
+				</div>
+			</div>
+		</div>
+	</div>
+</div>
+""" % (city, city, city_douban_id(city), "nowplaying" if anchor else "playing-v2", playing,
+       coming) + _FOOT)
 
 
 def detail_html(mid, today=None, with_mainpic=True):
@@ -800,6 +983,7 @@ class FakeDouban:
                  cookie=DEFAULT_COOKIE, verbose=False, distinct_ids=False):
         self.lock = threading.Lock()
         self.cities = {}            # city -> {"ids": [...], "offhost": bool}
+        self.nowplaying = {}        # city -> its now-playing ids
         self.text_quirks = {}       # city -> {"month_only", "invisible_marks"}
         self.answered_as = {}       # city -> the city whose listing page it gets instead
         for c in (CITY_ORDER if cities is None else cities):
@@ -879,6 +1063,7 @@ class FakeDouban:
         ids = city_ids(city, movies) if isinstance(movies, int) else [int(m) for m in movies]
         with self.lock:
             self.cities[city] = {"ids": ids, "offhost": offhost}
+            self.nowplaying.setdefault(city, nowplaying_ids(city, DEFAULT_NOWPLAYING))
         return ids
 
     def set_title(self, mid, title):
@@ -889,6 +1074,22 @@ class FakeDouban:
                 TITLE_OVERRIDES.pop(int(mid), None)
             else:
                 TITLE_OVERRIDES[int(mid)] = title
+    def set_nowplaying(self, city, movies=DEFAULT_NOWPLAYING):
+        """The city's now-playing movies: a count (ids from nowplaying_ids) or a list of ids
+        (coming-soon ones too: a movie can be in both lists)."""
+        ids = nowplaying_ids(city, movies) if isinstance(movies, int) else [int(m) for m in movies]
+        with self.lock:
+            self.nowplaying[city] = ids
+        return ids
+
+    def nowplaying_ids_of(self, city):
+        """The ids city's now-playing page lists, or None for a city the fake does not serve."""
+        with self.lock:
+            if city in self.nowplaying and city in self.cities:
+                return list(self.nowplaying[city])
+        if self.city_ids(city) is None:
+            return None
+        return nowplaying_ids(city, DEFAULT_NOWPLAYING)
 
     def remove_city(self, city):
         with self.lock:
@@ -1165,6 +1366,19 @@ class FakeDouban:
                 offhost = self.cities.get(city, {}).get("offhost", False)
             extra = [("Set-Cookie", "%s; Path=/" % self.cookie)] if self.cookie else []
             return 200, self._quirked(listing_html(city, ids, offhost), city=city).encode(), extra
+        m = re.fullmatch(r"/cinema/nowplaying/([^/]*)/?", path)
+        if m:
+            city = m.group(1)
+            if city == "":
+                return 302, b"", [("Location", "/cinema/nowplaying/beijing/")]
+            with self.lock:
+                city = self.answered_as.get(city, city)
+            ids = self.nowplaying_ids_of(city)
+            if ids is None:
+                return 404, NOT_FOUND_HTML.encode(), []
+            upcoming = (self.city_ids(city) or [])[:UPCOMING_SHOWN]
+            extra = [("Set-Cookie", "%s; Path=/" % self.cookie)] if self.cookie else []
+            return 200, self._quirked(nowplaying_html(city, ids, upcoming), city=city).encode(), extra
         m = re.fullmatch(r"/subject/(\d+)/", path)
         if m:
             mid = int(m.group(1))
@@ -1200,6 +1414,7 @@ class FakeDouban:
         kind = fault.kind if fault else None
         p = fault.params if fault else {}
         is_listing = path.startswith("/cinema/later/")
+        is_nowplaying = path.startswith("/cinema/nowplaying/")
         if (kind is None or kind == "delay") and IMAGE_PATH_RE.fullmatch(path):
             self._image(h, rec, release, path, head)
         elif kind is None or kind == "delay":
@@ -1227,6 +1442,14 @@ class FakeDouban:
             self._send(h, rec, release, 200, LOGIN_HTML.encode(), head)
         elif kind == "notfound_page":
             self._send(h, rec, release, 200, NOT_FOUND_HTML.encode(), head)
+        elif kind == "no_anchor" and is_nowplaying:
+            city = path.split("/")[3]
+            body = nowplaying_html(city, self.nowplaying_ids_of(city) or nowplaying_ids(city, 3),
+                                   anchor=False)
+            self._send(h, rec, release, 200, body.encode(), head)
+        elif kind == "empty_listing" and is_nowplaying:
+            city = path.split("/")[3]
+            self._send(h, rec, release, 200, nowplaying_html(city, [], empty=True).encode(), head)
         elif kind == "no_anchor":
             if is_listing:
                 city = path.split("/")[3]

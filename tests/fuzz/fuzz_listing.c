@@ -1,6 +1,7 @@
-/* libFuzzer target: a coming-soon page from the upstream, as scrape.c hands it over
+/* libFuzzer target: a listing page from the upstream, as scrape.c hands it over
  * (upstream host 127.0.0.1, city beijing, a 200-byte reason buffer), through
- * douban_parse_listing and then the API's JSON of every item, as scrape_finish() builds it.
+ * douban_parse_listing and then the API's JSON of every item, as scrape_finish() builds it;
+ * then the same bytes as a now-playing page, through douban_parse_nowplaying.
  *
  * Checked besides memory safety: a verdict other than DOUBAN_OK comes with a reason that is
  * UTF-8 (it goes into a JSON error); every item has a numeric id and the canonical URL; a
@@ -45,6 +46,20 @@ static void check_item(const struct listing_item *it)
     FUZZ_CHECK(it->wish_count >= -1);
     check_list(&it->genres);
     check_list(&it->regions);
+}
+
+/* Checks a now-playing item's own fields: its attributes' numbers in range, no date. */
+static void check_playing(const struct listing_item *it)
+{
+    check_item(it);
+    FUZZ_CHECK(it->release_date == NULL && it->wish_count == -1 && it->genres.n == 0);
+    FUZZ_CHECK(it->year == -1 || (it->year >= 1000 && it->year <= 9999));
+    FUZZ_CHECK(it->runtime_minutes == -1 || (it->runtime_minutes >= 1 && it->runtime_minutes <= 100000));
+    FUZZ_CHECK(it->rating == -1 || (it->rating > 0 && it->rating <= 10));
+    FUZZ_CHECK(it->votes >= -1);
+    FUZZ_CHECK(fuzz_text_ok(it->poster));
+    check_list(&it->directors);
+    check_list(&it->actors);
 }
 
 /* The item's API object: every key, known strings kept, and a lossless JSON text. */
@@ -96,6 +111,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(fuzz_message_ok(err, sizeof err));
     for (size_t i = 0; i < l.n; i++) {
         check_item(&l.items[i]);
+        check_json(&l.items[i]);
+    }
+    listing_free(&l);
+    memset(err, 'x', sizeof err);
+    v = douban_parse_nowplaying((const char *)data, size, "beijing", &l, err, sizeof err);
+    FUZZ_CHECK(v >= DOUBAN_OK && v <= DOUBAN_MALFORMED);
+    if (v != DOUBAN_OK)
+        FUZZ_CHECK(fuzz_message_ok(err, sizeof err));
+    for (size_t i = 0; i < l.n; i++) {
+        check_playing(&l.items[i]);
         check_json(&l.items[i]);
     }
     listing_free(&l);

@@ -661,21 +661,22 @@ def expect_error(r, status, code, msg=""):
     return doc
 
 
-def expect_answer(r, fake, city):
-    """r is a 200 movies answer for city; returns the document."""
+def expect_answer(r, fake, city, kind="later"):
+    """r is a 200 movies answer for city's listing of kind; returns the document."""
     expect(r.status == 200, "GET /movies?city=%s: expected 200, got %d: %r"
            % (city, r.status, r.body[:400]))
     expect_json_type(r)
-    return expect_doc(r.json(), fake, city)
+    return expect_doc(r.json(), fake, city, kind)
 
 
-def expect_doc(doc, fake, city):
-    """doc is a movies document for city (from the API or `moviesd fetch`)."""
+def expect_doc(doc, fake, city, kind="later"):
+    """doc is a movies document for city's listing of kind ("later", "nowplaying"), from the
+    API or `moviesd fetch`."""
     expect(isinstance(doc, dict), "answer is not an object: %r" % (doc,))
     expect_eq(set(doc), TOP_KEYS, "top-level keys")
     expect_eq(doc["city"], city, "city")
     expect_eq(doc["city_name"], CITY_NAMES.get(city), "city_name")
-    expect_eq(doc["source"], "%s/cinema/later/%s/" % (fake.base_url, city), "source")
+    expect_eq(doc["source"], "%s/cinema/%s/%s/" % (fake.base_url, kind, city), "source")
     expect(isinstance(doc["fetched_at"], str) and FETCHED_AT_RE.match(doc["fetched_at"]),
            "fetched_at not YYYY-MM-DDTHH:MM:SSZ: %r" % doc["fetched_at"])
     t = calendar.timegm(time.strptime(doc["fetched_at"], "%Y-%m-%dT%H:%M:%SZ"))

@@ -61,6 +61,7 @@ static void test_contract(void)
         {API_ERROR_MISSING_CITY, "missing_city", 400, 0, 0},
         {API_ERROR_INVALID_CITY, "invalid_city", 400, 0, 0},
         {API_ERROR_INVALID_WAIT, "invalid_wait", 400, 0, 0},
+        {API_ERROR_INVALID_KIND, "invalid_kind", 400, 0, 0},
         {API_ERROR_NOT_FOUND, "not_found", 404, 0, 0},
         {API_ERROR_METHOD_NOT_ALLOWED, "method_not_allowed", 405, 0, 0},
         {API_ERROR_REQUEST_TIMEOUT, "request_timeout", 408, 0, 0},

@@ -419,12 +419,98 @@ static void test_release_precision(void)
     listing_free(&l);
 }
 
+/* A number of the object, or -1 when it is null. */
+static double number(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? json_number_value(v) : -1;
+}
+
+/* A now-playing item: its own rating and votes win over the movie page's (fresher); the
+ * page's year, directors, actors, runtime and poster win, the item's stand in without it. */
+static void test_movie_nowplaying(void)
+{
+    struct listing l = {0};
+    struct listing_item *it = listing_add(&l);
+    CHECK_INT(it->year, -1);
+    CHECK_INT(it->runtime_minutes, -1);
+    CHECK_INT(it->votes, -1);
+    CHECK(it->rating < 0 && it->poster == NULL && it->directors.n == 0 && it->actors.n == 0);
+    it->id = xstrdup("36154853");
+    it->url = xstrdup("https://movie.douban.com/subject/36154853/");
+    it->title = xstrdup("好东西");
+    strlist_push(&it->regions, "中国大陆");
+    it->year = 2024;
+    it->runtime_minutes = 123;
+    it->rating = 9.1;
+    it->votes = 502558;
+    strlist_push(&it->directors, "邵艺辉");
+    strlist_push(&it->actors, "宋佳");
+    it->thumbnail = xstrdup("https://img2.doubanio.com/view/photo/s_ratio_poster/public/p2.jpg");
+    it->poster = xstrdup(it->thumbnail);
+
+    json_t *o = movie_json(it, NULL, NULL, china_time(2024, 12, 5, 0, 0));
+    check_keys(o);
+    CHECK(number(o, "rating") == 9.1);
+    CHECK(number(o, "votes") == 502558);
+    CHECK(number(o, "year") == 2024);
+    CHECK(number(o, "runtime_minutes") == 123);
+    CHECK(number(o, "wish_count") < 0);
+    CHECK(json_is_null(json_object_get(o, "release_date")));
+    CHECK_STR(json_string_value(json_object_get(o, "poster")), it->thumbnail);
+    CHECK_STR(json_string_value(json_array_get(json_object_get(o, "directors"), 0)), "邵艺辉");
+    CHECK_STR(json_string_value(json_object_get(o, "detail_status")), "pending");
+    json_decref(o);
+
+    struct movie_detail d;
+    movie_detail_init(&d);
+    d.title = xstrdup("好东西");
+    d.year = 2023;
+    d.poster = xstrdup("https://img2.doubanio.com/view/photo/s_ratio_poster/public/p2.webp");
+    strlist_push(&d.directors, "邵艺辉");
+    strlist_push(&d.directors, "导演乙");
+    strlist_push(&d.actors, "宋佳");
+    strlist_push(&d.actors, "钟楚曦");
+    strlist_push(&d.genres, "剧情");
+    d.release_date_cn = xstrdup("2024-11-22");
+    d.runtime_minutes = 124;
+    d.rating = 9.0;
+    d.votes = 400000;
+    json_t *detail = movie_detail_json(&d);
+    o = movie_json(it, detail, NULL, china_time(2024, 12, 5, 0, 0));
+    check_keys(o);
+    CHECK(number(o, "rating") == 9.1);
+    CHECK(number(o, "votes") == 502558);
+    CHECK(number(o, "year") == 2023);
+    CHECK(number(o, "runtime_minutes") == 124);
+    CHECK_STR(json_string_value(json_object_get(o, "poster")), d.poster);
+    CHECK_STR(json_string_value(json_object_get(o, "thumbnail")), it->thumbnail);
+    CHECK_INT(json_array_size(json_object_get(o, "directors")), 2);
+    CHECK_INT(json_array_size(json_object_get(o, "actors")), 2);
+    CHECK_INT(json_array_size(json_object_get(o, "genres")), 1);
+    CHECK_STR(json_string_value(json_object_get(o, "release_date_iso")), "2024-11-22");
+    CHECK_STR(json_string_value(json_object_get(o, "detail_status")), "ok");
+    json_decref(o);
+
+    /* Unrated on the listing ("0"): the page's rating, if it has one. */
+    it->rating = -1;
+    it->votes = -1;
+    o = movie_json(it, detail, NULL, china_time(2024, 12, 5, 0, 0));
+    CHECK(number(o, "rating") == 9.0);
+    CHECK(number(o, "votes") == 400000);
+    json_decref(o);
+    json_decref(detail);
+    movie_detail_free(&d);
+    listing_free(&l);
+}
+
 int main(void)
 {
     test_records();
     test_detail_json();
     test_movie_listing_only();
     test_movie_with_detail();
+    test_movie_nowplaying();
     test_detail_error();
     test_listing_date();
     test_listing_month();
