@@ -742,8 +742,10 @@ static void stream_detach(struct stream *st)
 {
     answer_unfollow(st->follow);
     st->follow = NULL;
-    event_free(st->heartbeat);
-    event_free(st->deadline);
+    if (st->heartbeat != NULL)
+        event_free(st->heartbeat);
+    if (st->deadline != NULL)
+        event_free(st->deadline);
     st->heartbeat = st->deadline = NULL;
     LIST_REMOVE(st, link);
     st->rq->stream = NULL;

@@ -22,6 +22,7 @@ In-process use:
                                    # Douban's text: see month_only_dates, invisible_marks
     fake.answer_as("xyz", "shanghai")   # xyz's listing is shanghai's page, as Douban answers a
                                    # city it does not know; answer_as("xyz", None) undoes it
+    fake.set_title(36000001, "<b>x</b>")   # a movie's title, escaped in its pages
     fake.set_latency(100)          # ms before every response
     f = fake.add_fault(r"^/subject/36000003/$", 500, times=1)   # regex on the path
     fake.remove_fault(f); fake.clear_faults()
@@ -154,13 +155,19 @@ def city_douban_id(city):
     return str(200000 + zlib.crc32(city.encode()) % 100000)
 
 
+# Titles given by FakeDouban.set_title(), by movie id (for every fake of the process).
+TITLE_OVERRIDES = {}
+
+
 def movie_spec(mid, today=None):
     """Everything the fake knows of movie mid (raw: titles as text, not HTML)."""
     mid = int(mid)
     today = today or today_cn()
     foreign = mid % 3 == 1
     title = "%s%d" % (_TITLES[mid % len(_TITLES)], mid % 1000)
-    if mid % 9 == 4:
+    if mid in TITLE_OVERRIDES:
+        title = TITLE_OVERRIDES[mid]
+    elif mid % 9 == 4:
         title = "速度&激情%d" % (mid % 1000)          # rendered as &amp;
     elif mid % 9 == 5:
         title = "他/她的%d" % (mid % 1000)             # rendered as &#47;
@@ -875,6 +882,14 @@ class FakeDouban:
                 return distinct_city_ids(city, self.default_movies)
             return city_ids(city, self.default_movies)
         return None
+
+    def set_title(self, mid, title):
+        """Movie mid is called title (raw text: the pages escape it) by every fake of this
+        process; None gives it back its own."""
+        if title is None:
+            TITLE_OVERRIDES.pop(int(mid), None)
+        else:
+            TITLE_OVERRIDES[int(mid)] = title
 
     def set_latency(self, ms):
         """Delay before every response, in milliseconds."""
