@@ -5,6 +5,7 @@ at completion or at request_deadline; bad cities get JSON errors; and the stream
 against the connection limit like any connection."""
 
 import json
+import signal
 import socket
 import time
 
@@ -128,6 +129,20 @@ def client_leaving_ends_its_stream():
         wait_until(lambda: d.find_lines(r"GET /movies/events\?city=beijing 200 .*client gone|"
                                         r"GET /movies/events\?city=beijing 200 .*connection lost"),
                    5, "the stream's request ended when its client left")
+
+
+@test
+def shutdown_ends_streams():
+    def setup(fake):
+        fake.add_fault(r"^/subject/", "hang")
+    with scenario(["--request-deadline", "60"], movies=2, setup=setup) as (fake, d):
+        s = SseStream(d.port, "/movies/events?city=beijing")
+        expect_eq(next(i for i in s.items(timeout=5) if i[0] == "event")[1], "answer")
+        d.signal(signal.SIGTERM)
+        list(s.items(timeout=5))
+        expect(s.closed, "the stream ended when the daemon began to stop")
+        s.close()
+        expect_eq(d.wait(10), 0)
 
 
 if __name__ == "__main__":
