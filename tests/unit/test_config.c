@@ -122,7 +122,8 @@ static void test_defaults(void)
     CHECK_STR(c.redis_password_file, "");
     CHECK_INT(c.redis_timeout_ms, 250);
     CHECK_INT(c.expected_replicas, 3);
-    CHECK_INT(config_settings_count, 35);
+    CHECK_INT(c.events_heartbeat, 15);
+    CHECK_INT(config_settings_count, 36);
 
     /* The table itself: names unique, help present, live flags as designed. */
     int not_live = 0;
