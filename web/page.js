@@ -8,6 +8,17 @@
     return Array.isArray(list) ? list.join(" / ") : "";
   }
 
+  // A poster that does not load is replaced by an empty grey box: no broken-image mark.
+  function watchPoster(img) {
+    function blank() {
+      var box = document.createElement("div");
+      box.className = "poster";
+      if (img.parentNode) img.parentNode.replaceChild(box, img);
+    }
+    if (img.complete && img.naturalWidth === 0 && img.getAttribute("src")) blank();
+    else img.addEventListener("error", blank);
+  }
+
   function setText(card, cls, text) {
     var el = card.querySelector("." + cls);
     if (el) el.textContent = text == null ? "" : String(text);
@@ -23,6 +34,7 @@
     img.width = 135;
     img.height = 200;
     img.loading = "lazy";
+    watchPoster(img);
     img.src = "/posters/" + encodeURIComponent(movie.id);
     li.appendChild(img);
     var info = document.createElement("div");
@@ -121,6 +133,7 @@
         if (select.value) select.form.submit();
       });
     }
+    Array.prototype.forEach.call(document.querySelectorAll("img.poster"), watchPoster);
     var body = document.body;
     var cards = document.getElementById("cards");
     if (body.dataset.city && body.dataset.complete === "false" && cards && window.EventSource)
