@@ -20,6 +20,7 @@ WORKDIR /src
 COPY CMakeLists.txt ./
 COPY lib/ lib/
 COPY daemon/ daemon/
+COPY web/ web/
 COPY config/ config/
 COPY systemd/ systemd/
 COPY docs/moviesd.8 docs/openapi.json docs/

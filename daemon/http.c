@@ -44,6 +44,7 @@
 #include "cors.h"
 #include "douban.h"
 #include "error.h"
+#include "events.h"
 #include "fetch.h"
 #include "fleet.h"
 #include "headers.h"
@@ -52,6 +53,7 @@
 #include "movie.h"
 #include "metrics.h"
 #include "openapi.h"
+#include "page.h"
 #include "pool.h"
 #include "posters.h"
 #include "redis.h"
@@ -61,6 +63,18 @@
 #include "views.h"
 
 struct request;
+struct stream;
+
+/* What a request waiting for a city's answer is answered with once it comes. */
+enum answer_kind {
+    ANSWER_JSON,     /* GET /movies */
+    ANSWER_STREAM,   /* GET /movies/events */
+    ANSWER_PAGE,     /* GET /?city= */
+};
+
+/* The page's script and stylesheet, compiled in from web/ (see CMakeLists.txt). */
+extern const unsigned char page_js[], page_css[];
+extern const size_t page_js_len, page_css_len;
 
 /* One client connection (MHD's socket context). */
 struct conn {
@@ -92,6 +106,9 @@ struct request {
     size_t bytes;
     struct answer_wait *wait;      /* while waiting */
     struct poster_wait *poster_wait;  /* while waiting for a poster */
+    enum answer_kind kind;         /* what its answer becomes */
+    char city[KIND_KEY_SIZE];      /* what it waits for: a valid slug, with its kind's prefix */
+    struct stream *stream;         /* GET /movies/events once its stream began */
     struct event *deadline;
     struct MHD_Response *response; /* prepared while waiting, queued on the next handler call */
     int response_made_once;        /* the response handed to MHD is the table's: not ours to destroy */
@@ -186,9 +203,15 @@ struct http {
     int closing_quietly;           /* the handler closes an abandoned connection */
     struct burst bursts[BURST_KINDS];
     struct event *burst_timer;
+    LIST_HEAD(, stream) streams;   /* GET /movies/events responses under way */
+    struct blob *parsed_body;      /* the last answer body parsed for a page or a stream */
+    json_t *parsed;                /* and its document (or NULL if it was not JSON) */
+    struct blob *assets[2];        /* /page.js, /page.css */
+    char asset_etags[2][20];
 };
 
 static void trigger_run(struct server *s);
+static void arm_in(struct event *timer, double seconds);
 static void recheck_unread(struct server *s);
 static int name_is(const char *key, size_t n, const char *name);
 
@@ -641,12 +664,285 @@ static void abandon(struct request *rq)
     resume_with(rq, NULL);
 }
 
+/* --- the page and the event stream ----------------------------------------------------- */
+
+/* The document of an answer body, parsed once for every page and stream that gets the same
+ * body in a row (borrowed, valid until the next call; NULL if it is not JSON). */
+static const json_t *parsed_answer(struct http *h, struct blob *body)
+{
+    if (h->parsed_body != body) {
+        blob_unref(h->parsed_body);
+        json_decref(h->parsed);
+        h->parsed_body = blob_ref(body);
+        h->parsed = json_loadb(body->data, body->len, 0, NULL);
+    }
+    return h->parsed;
+}
+
+/* Adds the headers of the page and its assets: nothing from elsewhere may load. */
+static void page_headers(struct server *s, struct MHD_Response *r, const char *content_type)
+{
+    common_headers(s, r, content_type);
+    MHD_add_response_header(r, "Content-Security-Policy", "default-src 'self'");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "Referrer-Policy", "same-origin");
+}
+
+/* The page (rendered for this request): the picker alone without city, else city's cards
+ * from a, or the message of a's error with its status. Sets rq->status. */
+static struct MHD_Response *page_response(struct request *rq, const char *city, const struct answer *a)
+{
+    const json_t *doc = NULL;
+    const char *notice = NULL;
+    rq->status = MHD_HTTP_OK;
+    if (a != NULL && a->error != API_ERROR_NONE) {
+        rq->status = api_error_info(a->error)->status;
+        const json_t *err = parsed_answer(rq->server->http, a->body);
+        notice = json_string_value(json_object_get(json_object_get(err, "error"), "message"));
+        if (notice == NULL)
+            notice = api_error_message(a->error);
+    } else if (a != NULL) {
+        doc = parsed_answer(rq->server->http, a->body);
+        if (doc == NULL) {
+            rq->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+            notice = "the answer could not be read";
+        }
+    }
+    char *html = page_render(city, doc, notice);
+    struct blob *body = blob_new(html, strlen(html));
+    free(html);
+    struct MHD_Response *r = blob_response(rq, body);
+    blob_unref(body);
+    page_headers(rq->server, r, "text/html; charset=utf-8");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    return r;
+}
+
+/* The page for an error found in the request itself (the city asked for). */
+static struct MHD_Response *page_error(struct request *rq, const char *city, enum api_error error,
+                                       const char *message)
+{
+    struct blob *body = answer_error_body(error, message);
+    struct answer a = {.error = error, .body = body, .max_age = -1, .retry_after = -1};
+    struct MHD_Response *r = page_response(rq, city, &a);
+    blob_unref(body);
+    return r;
+}
+
+/* A GET /movies/events stream: the events of lib/events.c, written as the client reads
+ * them. MHD asks stream_read() for bytes; when there are none it suspends the connection
+ * there, and whatever adds bytes or ends the stream (a movie landing, the heartbeat, the
+ * deadline, the client leaving, shutdown) resumes it. The stream is held by its request
+ * (until completed()) and by its response (until MHD frees it), whichever goes last
+ * frees it. Its connection is one of MHD's like any, so the connection limits count it. */
+struct stream {
+    struct server *server;
+    struct request *rq;            /* NULL once the request is over */
+    int refs;
+    char city[KIND_KEY_SIZE];
+    struct events *events;
+    struct events_buf buf;
+    struct answer_follow *follow;  /* while the city's refresh goes on */
+    struct event *heartbeat;
+    struct event *deadline;        /* request_deadline after the request began */
+    int ended;                     /* no more events: the stream ends once buf is sent */
+    int gone;                      /* the client left, or the daemon stops: close now */
+    int suspended;
+    LIST_ENTRY(stream) link;       /* in http.streams while its request lasts */
+};
+
+static void stream_unref(struct stream *st)
+{
+    if (--st->refs > 0)
+        return;
+    events_free(st->events);
+    events_buf_free(&st->buf);
+    free(st);
+}
+
+/* MHD's free callback of the stream's response. */
+static void stream_release(void *cls)
+{
+    stream_unref(cls);
+}
+
+/* Bytes were added or the stream ended: MHD reads again. */
+static void stream_wake(struct stream *st)
+{
+    if (!st->suspended || st->rq == NULL)
+        return;
+    st->suspended = 0;
+    MHD_resume_connection(st->rq->connection);
+    trigger_run(st->server);
+}
+
+/* No more events: stop following, and end once what is written is sent. */
+static void stream_finish(struct stream *st)
+{
+    st->ended = 1;
+    answer_unfollow(st->follow);
+    st->follow = NULL;
+    stream_wake(st);
+}
+
+/* Writes the events that bring the client to answer a. */
+static void stream_push(struct stream *st, const struct answer *a)
+{
+    if (a->error != API_ERROR_NONE) {
+        events_append(&st->buf, "failed", a->body->data, a->body->len);
+        stream_finish(st);
+        return;
+    }
+    const json_t *doc = parsed_answer(st->server->http, a->body);
+    if (doc == NULL || events_update(st->events, doc, &st->buf))
+        stream_finish(st);
+    else
+        stream_wake(st);
+}
+
+/* The city's answer gained a movie, or its refresh ended (final). */
+static void stream_followed(const struct answer *a, int final, void *arg)
+{
+    struct stream *st = arg;
+    if (final)
+        st->follow = NULL;   /* over: answer_unfollow must not see it */
+    stream_push(st, a);
+    if (final && !st->ended)
+        stream_finish(st);   /* ended incomplete (movies awaiting retries): the client asks anew */
+}
+
+static void stream_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct stream *st = arg;
+    events_append_comment(&st->buf, "heartbeat");
+    stream_wake(st);
+}
+
+static void stream_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    stream_finish(arg);
+}
+
+/* MHD's body reader of a stream. */
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    struct stream *st = cls;
+    if (st->gone || st->rq == NULL)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    size_t n = events_buf_pending(&st->buf);
+    if (n > 0) {
+        if (n > max)
+            n = max;
+        memcpy(out, st->buf.data + st->buf.off, n);
+        events_buf_consume(&st->buf, n);
+        st->rq->bytes += n;
+        return (ssize_t)n;
+    }
+    if (st->ended)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    st->suspended = 1;
+    MHD_suspend_connection(st->rq->connection);
+    return 0;
+}
+
+/* The stream's request is over: nothing may resume its connection any more. */
+static void stream_detach(struct stream *st)
+{
+    answer_unfollow(st->follow);
+    st->follow = NULL;
+    if (st->heartbeat != NULL)
+        event_free(st->heartbeat);
+    if (st->deadline != NULL)
+        event_free(st->deadline);
+    st->heartbeat = st->deadline = NULL;
+    LIST_REMOVE(st, link);
+    st->rq->stream = NULL;
+    st->rq = NULL;
+    stream_unref(st);
+}
+
+/* Ends every stream: gone 0 lets each send what it has (the daemon stops accepting), 1
+ * closes them now (MHD is about to stop, and must find no connection suspended). */
+static void streams_end(struct http *h, int gone)
+{
+    struct stream *st;
+    LIST_FOREACH(st, &h->streams, link) {
+        st->gone = st->gone || gone;
+        stream_finish(st);
+    }
+}
+
+/* The response of GET /movies/events for answer a: its events so far, then the stream
+ * follows the city's refresh while the answer is incomplete. Sets rq->status. */
+static struct MHD_Response *stream_response(struct request *rq, const struct answer *a)
+{
+    struct server *s = rq->server;
+    if (a->error != API_ERROR_NONE)
+        return error_body_response(rq, a->error, a->body, a->retry_after);
+    struct stream *st = xcalloc(1, sizeof *st);
+    st->server = s;
+    st->rq = rq;
+    st->refs = 2;   /* the request's and the response's */
+    snprintf(st->city, sizeof st->city, "%s", rq->city);
+    st->events = events_new();
+    LIST_INSERT_HEAD(&s->http->streams, st, link);
+    rq->stream = st;
+    /* A client that reconnects after the stream ends waits this long (ms) first. */
+    events_append_retry(&st->buf, 2000);
+    stream_push(st, a);
+    if (!st->ended) {
+        st->follow = answer_follow(s->answerer, st->city, stream_followed, st);
+        if (st->follow == NULL)
+            st->ended = 1;   /* no refresh to follow: the answer is as complete as it gets */
+    }
+    if (!st->ended) {
+        st->heartbeat = event_new(s->base, -1, EV_PERSIST, stream_heartbeat, st);
+        struct timeval beat = {(time_t)s->config.events_heartbeat, 0};
+        event_add(st->heartbeat, &beat);
+        st->deadline = evtimer_new(s->base, stream_deadline, st);
+        arm_in(st->deadline, rq->started + (double)s->config.request_deadline - clock_monotonic());
+    }
+    rq->status = MHD_HTTP_OK;
+    rq->bytes = 0;
+    metrics_response_made(s->metrics);
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, st,
+                                                               stream_release);
+    common_headers(s, r, "text/event-stream; charset=utf-8");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    /* One stream per connection: it closes when the stream ends (common_headers says so
+     * already while draining). */
+    if (!s->draining)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    /* nginx would otherwise buffer the events. */
+    MHD_add_response_header(r, "X-Accel-Buffering", "no");
+    return r;
+}
+
+/* The response to a request for a city's answer, as its kind wants it. */
+static struct MHD_Response *kind_response(struct request *rq, const struct answer *a, int answered_now)
+{
+    switch (rq->kind) {
+    case ANSWER_STREAM:
+        return stream_response(rq, a);
+    case ANSWER_PAGE:
+        return page_response(rq, rq->city, a);
+    case ANSWER_JSON:
+        break;
+    }
+    return answer_response(rq, answered_now ? rq->city : NULL, a, answered_now);
+}
+
 /* The scrape a request waited for has ended. */
 static void answer_arrived(const struct answer *a, void *arg)
 {
     struct request *rq = arg;
     rq->wait = NULL;
-    resume_with(rq, answer_response(rq, NULL, a, 0));
+    resume_with(rq, kind_response(rq, a, 0));
 }
 
 /* A waiting request's own deadline passed: the last good answer if young enough, else
@@ -658,13 +954,70 @@ static void deadline_passed(evutil_socket_t fd, short what, void *arg)
     struct request *rq = arg;
     struct answer stale;
     int have_stale = answer_fallback(rq->wait, &stale);
-    struct MHD_Response *response =
-        have_stale ? answer_response(rq, NULL, &stale, 0)
-                   : error_response(rq, API_ERROR_UPSTREAM_TIMEOUT,
-                                    "no answer from the upstream within the request deadline");
     answer_cancel(rq->wait);
     rq->wait = NULL;
+    struct MHD_Response *response;
+    if (have_stale) {
+        response = kind_response(rq, &stale, 0);
+    } else {
+        static const char why[] = "no answer from the upstream within the request deadline";
+        struct blob *body = answer_error_body(API_ERROR_UPSTREAM_TIMEOUT, why);
+        struct answer failed = {.error = API_ERROR_UPSTREAM_TIMEOUT, .body = body, .max_age = -1,
+                                .retry_after = -1};
+        response = kind_response(rq, &failed, 0);
+        blob_unref(body);
+    }
     resume_with(rq, response);
+}
+
+/* The city parameter of rq, checked (into rq->city): 0, or -1 with the error and its
+ * message (in message, or NULL for the error's own). Absent: API_ERROR_MISSING_CITY. */
+static int city_param(struct request *rq, enum api_error *error, char *message, size_t len)
+{
+    const char *city = NULL;
+    size_t city_len = 0;
+    *message = '\0';
+    /* With its length: a %00 inside the value must not cut it short. */
+    if (MHD_lookup_connection_value_n(rq->connection, MHD_GET_ARGUMENT_KIND, "city", 4, &city,
+                                      &city_len) != MHD_YES)
+        city = NULL;
+    if (city == NULL) {
+        *error = API_ERROR_MISSING_CITY;
+        return -1;
+    }
+    if (city_len != strlen(city) || !douban_city_valid(city)) {
+        *error = API_ERROR_INVALID_CITY;
+        return -1;
+    }
+    /* Douban answers a city it does not know with another city's page: asking it about a
+     * slug outside the table costs a request and, at best, an upstream_changed. */
+    if (rq->server->config.cities == CITIES_KNOWN && city_find(city) == NULL) {
+        snprintf(message, len, "no city '%s' (GET /cities lists them)", city);
+        *error = API_ERROR_UNKNOWN_CITY;
+        return -1;
+    }
+    snprintf(rq->city, sizeof rq->city, "%s", city);
+    return 0;
+}
+
+/* Asks for rq->city's answer: answers at once, or makes rq wait for it (NULL). */
+static struct MHD_Response *ask_city(struct request *rq, int flags)
+{
+    struct server *s = rq->server;
+    if (!s->draining)
+        flags |= ANSWER_MAY_SCRAPE;
+    struct answer now;
+    struct answer_wait *w = answer_city(s->answerer, rq->city, flags, &now, answer_arrived, rq);
+    if (w == NULL)
+        return kind_response(rq, &now, 1);
+    rq->wait = w;
+    rq->waiting = 1;
+    rq->deadline = evtimer_new(s->base, deadline_passed, rq);
+    struct timeval tv = {(time_t)s->config.request_deadline, 0};
+    evtimer_add(rq->deadline, &tv);
+    LIST_INSERT_HEAD(&s->http->waiting, rq, link);
+    s->http->nwaiting++;
+    return NULL;
 }
 
 /* What a /movies request asks for: the city's key for the listing kind, and how long it
@@ -680,24 +1033,10 @@ struct movies_query {
  * response for a parameter that is missing or wrong. */
 static struct MHD_Response *movies_query_read(struct request *rq, struct movies_query *q)
 {
-    struct server *s = rq->server;
-    const char *city = NULL;
-    size_t city_len = 0;
-    /* With its length: a %00 inside the value must not cut it short. */
-    if (MHD_lookup_connection_value_n(rq->connection, MHD_GET_ARGUMENT_KIND, "city", 4, &city,
-                                      &city_len) != MHD_YES)
-        city = NULL;
-    if (city == NULL)
-        return error_response(rq, API_ERROR_MISSING_CITY, NULL);
-    if (city_len != strlen(city) || !douban_city_valid(city))
-        return error_response(rq, API_ERROR_INVALID_CITY, NULL);
-    /* Douban answers a city it does not know with another city's page: asking it about a
-     * slug outside the table costs a request and, at best, an upstream_changed. */
-    if (s->config.cities == CITIES_KNOWN && city_find(city) == NULL) {
-        char message[128];
-        snprintf(message, sizeof message, "no city '%s' (GET /cities lists them)", city);
-        return error_response(rq, API_ERROR_UNKNOWN_CITY, message);
-    }
+    enum api_error error;
+    char message[128];
+    if (city_param(rq, &error, message, sizeof message) != 0)
+        return error_response(rq, error, message[0] ? message : NULL);
     const char *kind = NULL;
     size_t kind_len = 0;
     q->kind = KIND_LATER;
@@ -705,7 +1044,7 @@ static struct MHD_Response *movies_query_read(struct request *rq, struct movies_
                                       &kind_len) == MHD_YES &&
         (kind == NULL || kind_parse(kind, kind_len, &q->kind) != 0))
         return error_response(rq, API_ERROR_INVALID_KIND, NULL);
-    int flags = s->draining ? 0 : ANSWER_MAY_SCRAPE;
+    int flags = 0;
     const char *wait = NULL;
     size_t wait_len = 0;
     if (MHD_lookup_connection_value_n(rq->connection, MHD_GET_ARGUMENT_KIND, "wait", 4, &wait,
@@ -718,32 +1057,23 @@ static struct MHD_Response *movies_query_read(struct request *rq, struct movies_
      * one without dates and directors from the movie pages. */
     if (wait != NULL || rq->view != 0)
         flags |= ANSWER_WAIT_DETAILS;
-    q->city = city;
+    q->city = rq->city;
     q->flags = flags;
-    kind_key(q->kind, city, q->key);
+    kind_key(q->kind, rq->city, q->key);
     return NULL;
 }
 
 /* GET /movies?city=...[&kind=...]: answers at once or suspends the connection. */
 static struct MHD_Response *handle_movies(struct request *rq)
 {
-    struct server *s = rq->server;
     struct movies_query q;
     struct MHD_Response *bad = movies_query_read(rq, &q);
     if (bad != NULL)
         return bad;
-    struct answer now;
-    struct answer_wait *w = answer_city(s->answerer, q.key, q.flags, &now, answer_arrived, rq);
-    if (w == NULL)
-        return answer_response(rq, q.key, &now, 1);
-    rq->wait = w;
-    rq->waiting = 1;
-    rq->deadline = evtimer_new(s->base, deadline_passed, rq);
-    struct timeval tv = {(time_t)s->config.request_deadline, 0};
-    evtimer_add(rq->deadline, &tv);
-    LIST_INSERT_HEAD(&s->http->waiting, rq, link);
-    s->http->nwaiting++;
-    return NULL;
+    /* From here on the request waits for the kind's key, not the bare slug. */
+    snprintf(rq->city, sizeof rq->city, "%s", q.key);
+    rq->kind = ANSWER_JSON;
+    return ask_city(rq, q.flags);
 }
 
 /* GET /movies.ics, /movies.atom, /movies.rss: /movies in another representation. */
@@ -824,6 +1154,68 @@ static struct MHD_Response *handle_poster(struct request *rq, const char *id)
     LIST_INSERT_HEAD(&s->http->waiting, rq, link);
     s->http->nwaiting++;
     return NULL;
+}
+
+/* GET /movies/events?city=...: the answer as Server-Sent Events, once the listing is in. */
+static struct MHD_Response *handle_events(struct request *rq)
+{
+    enum api_error error;
+    char message[128];
+    if (city_param(rq, &error, message, sizeof message) != 0)
+        return error_response(rq, error, message[0] ? message : NULL);
+    rq->kind = ANSWER_STREAM;
+    return ask_city(rq, 0);
+}
+
+/* GET /: the city picker; GET /?city=...: the city's page, once the listing is in. */
+static struct MHD_Response *handle_page(struct request *rq)
+{
+    const char *city = MHD_lookup_connection_value(rq->connection, MHD_GET_ARGUMENT_KIND, "city");
+    if (city == NULL || city[0] == '\0')
+        return page_response(rq, NULL, NULL);
+    enum api_error error;
+    char message[128];
+    if (city_param(rq, &error, message, sizeof message) != 0)
+        return page_error(rq, NULL, error, message[0] ? message : NULL);
+    rq->kind = ANSWER_PAGE;
+    return ask_city(rq, 0);
+}
+
+/* GET /page.js and /page.css, with their ETags (a matching If-None-Match gets 304). */
+static struct MHD_Response *asset_response(struct request *rq, int which)
+{
+    struct http *h = rq->server->http;
+    static const char *const types[] = {"text/javascript; charset=utf-8", "text/css; charset=utf-8"};
+    char *owned;
+    const char *inm = field_value(rq, MHD_HTTP_HEADER_IF_NONE_MATCH, &owned);
+    int not_modified = headers_etag_match(inm, h->asset_etags[which]);
+    free(owned);
+    rq->status = not_modified ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK;
+    struct MHD_Response *r = not_modified ? not_modified_response(rq) : blob_response(rq, h->assets[which]);
+    page_headers(rq->server, r, types[which]);
+    /* Revalidated after a few minutes: a new build may change them under the same URL. */
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "public, max-age=300");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, h->asset_etags[which]);
+    return r;
+}
+
+static struct MHD_Response *handle_page_js(struct request *rq)
+{
+    return asset_response(rq, 0);
+}
+
+static struct MHD_Response *handle_page_css(struct request *rq)
+{
+    return asset_response(rq, 1);
+}
+
+/* An asset's blob, and its quoted ETag. New. */
+static struct blob *asset_blob(const unsigned char *data, size_t len, char etag[20])
+{
+    char hex[17];
+    hash_hex((const char *)data, len, hex);
+    snprintf(etag, 20, "\"%s\"", hex);
+    return blob_new((const char *)data, len);
 }
 
 /* GET /cities: the city table, made once at start. */
@@ -937,6 +1329,10 @@ static struct MHD_Response *route(struct request *rq, const char *url, const cha
         {"/movies.ics", "movies_ics", handle_movies_ics},
         {"/movies.atom", "movies_atom", handle_movies_atom},
         {"/movies.rss", "movies_rss", handle_movies_rss},
+        {"/movies/events", "events", handle_events},
+        {"/", "page", handle_page},
+        {"/page.js", "assets", handle_page_js},
+        {"/page.css", "assets", handle_page_css},
         {"/cities", "cities", handle_cities},
         {"/healthz", "healthz", NULL},
         {"/readyz", "readyz", handle_readyz},
@@ -1259,6 +1655,12 @@ static void client_left(struct conn *c, int reset)
 {
     struct request *rq = c->rq;
     c->peer_gone = 1;
+    if (rq != NULL && rq->stream != NULL) {
+        /* An event stream has no end of its own to wait for: its client closing is its end. */
+        rq->stream->gone = 1;
+        stream_finish(rq->stream);
+        return;
+    }
     if (rq != NULL && rq->waiting) {
         if (reset)
             abandon(rq);
@@ -1691,6 +2093,8 @@ static void completed(void *cls, struct MHD_Connection *connection, void **req_c
     if (rq->wait)
         answer_cancel(rq->wait);
     posters_cancel(rq->poster_wait);
+    if (rq->stream)
+        stream_detach(rq->stream);
     if (rq->deadline)
         event_free(rq->deadline);
     if (rq->response)
@@ -1818,6 +2222,9 @@ int http_start(struct server *s, int listen_fd, char *bound, size_t boundlen, ch
     LIST_INIT(&h->heads);
     TAILQ_INIT(&h->receiving);
     LIST_INIT(&h->unread);
+    LIST_INIT(&h->streams);
+    h->assets[0] = asset_blob(page_js, page_js_len, h->asset_etags[0]);
+    h->assets[1] = asset_blob(page_css, page_css_len, h->asset_etags[1]);
     h->cities_body = cities_document(h->cities_etag);
     h->cities_gzip = answer_gzip(h->cities_body, h->cities_etag, h->cities_gzip_etag);
     h->openapi_body = blob_new((const char *)openapi_json, openapi_json_len);
@@ -1857,6 +2264,8 @@ int http_start(struct server *s, int listen_fd, char *bound, size_t boundlen, ch
         blob_unref(h->timeout_body);
         event_free(h->header_timer);
         event_free(h->burst_timer);
+        blob_unref(h->assets[0]);
+        blob_unref(h->assets[1]);
         free(h);
         return -1;
     }
@@ -1872,6 +2281,7 @@ int http_start(struct server *s, int listen_fd, char *bound, size_t boundlen, ch
 
 void http_stop_accepting(struct server *s)
 {
+    streams_end(s->http, 0);
     MHD_socket fd = MHD_quiesce_daemon(s->http->mhd);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
@@ -1894,6 +2304,7 @@ void http_stop(struct server *s)
     struct http *h = s->http;
     if (h == NULL)
         return;
+    streams_end(h, 1);
     MHD_stop_daemon(h->mhd);
     made_clear_all(h);
     event_free(h->made_sweep);
@@ -1909,6 +2320,10 @@ void http_stop(struct server *s)
     blob_unref(h->openapi_body);
     blob_unref(h->openapi_gzip);
     blob_unref(h->timeout_body);
+    blob_unref(h->assets[0]);
+    blob_unref(h->assets[1]);
+    blob_unref(h->parsed_body);
+    json_decref(h->parsed);
     free(h);
     s->http = NULL;
 }

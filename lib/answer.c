@@ -95,6 +95,14 @@ struct answer_wait {
     TAILQ_ENTRY(answer_wait) link;
 };
 
+/* A follower of a listed refresh (answer_follow): told of every movie that lands. */
+struct answer_follow {
+    struct refresh *refresh;
+    answer_follow_cb cb;
+    void *arg;
+    TAILQ_ENTRY(answer_follow) link;
+};
+
 /* Where a refresh is: without a fleet it only scrapes. */
 enum refresh_phase {
     PHASE_LOOKUP,    /* reading the city's shared answer */
@@ -128,6 +136,7 @@ struct refresh {
     char partial_etag[20];
     char partial_gzip_etag[ANSWER_ETAG_SIZE];
     TAILQ_HEAD(, answer_wait) waiters;
+    TAILQ_HEAD(, answer_follow) followers;
     LIST_ENTRY(refresh) link;
 };
 
@@ -294,8 +303,17 @@ static void refresh_end(struct refresh *r, const struct answer *ans)
         free(w);
         cb(ans, arg);
     }
+    struct answer_follow *f;
+    while ((f = TAILQ_FIRST(&r->followers)) != NULL) {
+        TAILQ_REMOVE(&r->followers, f, link);
+        answer_follow_cb cb = f->cb;
+        void *arg = f->arg;
+        free(f);
+        cb(ans, 1, arg);
+    }
     refresh_release(r);
 }
+
 
 /* The partial answer of a listed refresh, made anew when a movie landed since the last. */
 static void from_partial(struct refresh *r, struct answer *out)
@@ -313,6 +331,21 @@ static void from_partial(struct refresh *r, struct answer *out)
                            .etag = r->partial_etag, .gzip_etag = r->partial_gzip_etag,
                            .max_age = left < 0 ? 0 : left < PARTIAL_MAX_AGE ? left : PARTIAL_MAX_AGE,
                            .age = age, .retry_after = -1};
+}
+
+/* Tells r's followers of its partial answer as it stands. */
+static void refresh_tell_followers(struct refresh *r)
+{
+    if (TAILQ_EMPTY(&r->followers))
+        return;
+    struct answer ans;
+    from_partial(r, &ans);
+    /* A follower may stop following from its callback, itself only. */
+    struct answer_follow *f, *next;
+    for (f = TAILQ_FIRST(&r->followers); f != NULL; f = next) {
+        next = TAILQ_NEXT(f, link);
+        f->cb(&ans, 0, f->arg);
+    }
 }
 
 /* The listing of r is in: every waiter not waiting for details gets the partial answer. */
@@ -603,6 +636,8 @@ static void on_partial(enum fleet_value_result result, const struct envelope *v,
         r->fetched = monotonic_of(fetched_ms);
         if (!r->listed)
             refresh_listed(r);
+        else
+            refresh_tell_followers(r);
     } else {
         blob_unref(body);
         blob_unref(gzip);
@@ -811,6 +846,7 @@ static void refresh_event(const struct scrape_result *result, void *arg)
         r->partial_gzip = NULL;
         if (r->lock != NULL && clock_monotonic() - r->partial_shared >= PARTIAL_SHARE_S)
             share_partial(r);
+        refresh_tell_followers(r);
         return;
     case SCRAPE_DONE:
         break;
@@ -899,6 +935,7 @@ static struct refresh *refresh_start(struct answerer *a, const char *city,
     r->listing_priority = listing;
     r->details_priority = details;
     TAILQ_INIT(&r->waiters);
+    TAILQ_INIT(&r->followers);
     LIST_INSERT_HEAD(&a->refreshes, r, link);
     if (a->fleet != NULL)
         refresh_lookup(r);
@@ -1014,13 +1051,35 @@ void answer_cancel(struct answer_wait *w)
     /* Nobody waits any more and the upstream has not been asked: the scrape would only
      * hold a place in the queue (and a client sending many cities could fill it). A
      * prefetch stays: it was wanted before anyone asked. */
-    if (!TAILQ_EMPTY(&r->waiters) || r->prefetch)
+    if (!TAILQ_EMPTY(&r->waiters) || !TAILQ_EMPTY(&r->followers) || r->prefetch)
         return;
     if (r->scrape == NULL || scrape_abandon(r->scrape)) {
         /* Waiting on the fleet: nothing was asked of the upstream here either. */
         LIST_REMOVE(r, link);
         refresh_release(r);
     }
+}
+
+struct answer_follow *answer_follow(struct answerer *a, const char *city, answer_follow_cb cb,
+                                    void *arg)
+{
+    struct refresh *r = refresh_find(a, city);
+    if (r == NULL || !r->listed)
+        return NULL;
+    struct answer_follow *f = xcalloc(1, sizeof *f);
+    f->refresh = r;
+    f->cb = cb;
+    f->arg = arg;
+    TAILQ_INSERT_TAIL(&r->followers, f, link);
+    return f;
+}
+
+void answer_unfollow(struct answer_follow *f)
+{
+    if (f == NULL)
+        return;
+    TAILQ_REMOVE(&f->refresh->followers, f, link);
+    free(f);
 }
 
 int answer_fallback(struct answer_wait *w, struct answer *out)
@@ -1056,6 +1115,14 @@ void answerer_fail_all(struct answerer *a, enum api_error error, const char *mes
             void *arg = w->arg;
             free(w);
             cb(have_stale ? &stale : &failed, arg);
+        }
+        struct answer_follow *f;
+        while ((f = TAILQ_FIRST(&r->followers)) != NULL) {
+            TAILQ_REMOVE(&r->followers, f, link);
+            answer_follow_cb cb = f->cb;
+            void *arg = f->arg;
+            free(f);
+            cb(&failed, 1, arg);
         }
     }
     blob_unref(body);
@@ -1096,6 +1163,11 @@ void answerer_free(struct answerer *a)
         while ((w = TAILQ_FIRST(&r->waiters)) != NULL) {
             TAILQ_REMOVE(&r->waiters, w, link);
             free(w);
+        }
+        struct answer_follow *f;
+        while ((f = TAILQ_FIRST(&r->followers)) != NULL) {
+            TAILQ_REMOVE(&r->followers, f, link);
+            free(f);
         }
         /* The fleet is gone first (answerer_set_fleet): nothing of it is r's any more. */
         r->watch = NULL;

@@ -70,6 +70,18 @@ void answer_cancel(struct answer_wait *w);
  * the listing is in, else the city's last good answer marked stale if it is young enough
  * (returns 1), else 0. */
 int answer_fallback(struct answer_wait *w, struct answer *out);
+/* Follows the refresh of city under way, whose listing is in: cb is called with the answer
+ * anew each time a movie lands (final 0), then once with the refresh's result (final 1),
+ * after which the follow is over (do not cancel it then). Returns NULL, never calling cb,
+ * when no listed refresh of city is under way: its answer is as complete as it will get.
+ * A follow keeps the refresh going as a waiter does. */
+typedef void (*answer_follow_cb)(const struct answer *a, int final, void *arg);
+struct answer_follow;
+struct answer_follow *answer_follow(struct answerer *a, const char *city, answer_follow_cb cb,
+                                    void *arg);
+/* Stops following: cb will not be called. Accepts NULL. */
+void answer_unfollow(struct answer_follow *f);
+
 /* Answers every waiting request at once (shutdown): the last good answer, stale, where
  * there is one, else error with message (NULL: the error's default message). */
 void answerer_fail_all(struct answerer *a, enum api_error error, const char *message);

@@ -118,6 +118,9 @@ const struct setting config_settings[] = {
             "Longest pause the block backoff doubles up to."),
     INTEGER(request_deadline, 1, 3600, "30", "seconds", 1,
             "Longest an API request waits before it gets its answer or an error."),
+    INTEGER(events_heartbeat, 1, 3600, "15", "seconds", 1,
+            "Time between the comments a GET /movies/events stream sends while no event "
+            "comes, so that clients and proxies in between keep it open."),
     INTEGER(drain_timeout, 0, 3600, "10", "seconds", 1,
             "Time requests in flight get to finish on shutdown."),
     INTEGER_OR_AUTO(parse_threads, 0, 64, "auto", NULL, 0,

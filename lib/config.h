@@ -34,6 +34,7 @@ struct config {
     long long block_backoff;            /* seconds, doubling on repeated blocks */
     long long block_backoff_max;
     long long request_deadline;         /* seconds */
+    long long events_heartbeat;         /* seconds */
     long long drain_timeout;
     long long parse_threads;            /* CONFIG_AUTO: see config_parse_threads */
     long long max_connections;          /* API side */

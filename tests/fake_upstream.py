@@ -200,11 +200,12 @@ def movie_spec(mid, today=None):
     today = today or today_cn()
     foreign = mid % 3 == 1
     title = "%s%d" % (_TITLES[mid % len(_TITLES)], mid % 1000)
-    if mid % 9 == 4:
+    if mid in TITLE_OVERRIDES:
+        title = TITLE_OVERRIDES[mid]
+    elif mid % 9 == 4:
         title = "速度&激情%d" % (mid % 1000)          # rendered as &amp;
     elif mid % 9 == 5:
         title = "他/她的%d" % (mid % 1000)             # rendered as &#47;
-    title = TITLE_OVERRIDES.get(mid, title)
     original = ("%s %d" % (_ORIGINALS[mid % len(_ORIGINALS)], mid % 1000)) if foreign else title
     release = today + _dt.timedelta(days=1 + mid % 45)
     g = [_GENRES[mid % len(_GENRES)]]
@@ -1074,6 +1075,7 @@ class FakeDouban:
                 TITLE_OVERRIDES.pop(int(mid), None)
             else:
                 TITLE_OVERRIDES[int(mid)] = title
+
     def set_nowplaying(self, city, movies=DEFAULT_NOWPLAYING):
         """The city's now-playing movies: a count (ids from nowplaying_ids) or a list of ids
         (coming-soon ones too: a movie can be in both lists)."""

@@ -102,8 +102,10 @@ CACHED_KINDS = ("cached", "cached_304", "head_cached", "slowloris")
 INVALID = ["Beijing", "bei+jing", "bei%20jing", "beijing1", "a" * 33, "", "%E5%8C%97%E4%BA%AC",
            "bei%00jing", "..%2F..%2Fetc", "beijing%0d%0aX-Injected:%201", "%zz",
            "bei%26city%3Djing"]
-NOPATH = ["/", "/movie", "/movies/", "/movies/beijing", "/healthz/x", "/metricsx",
-          "/%00", "/" + "x" * 2000, "/..%2f..%2fetc%2fpasswd", "/readyz%20",
+# "/" is the page. A %00 ends the path where it stands ("/%00" is "/"), so the NUL sits
+# after a name that is no route.
+NOPATH = ["/movie", "/movies/", "/movies/beijing", "/healthz/x", "/metricsx",
+          "/x%00", "/" + "x" * 2000, "/..%2f..%2fetc%2fpasswd", "/readyz%20",
           "//movies?city=beijing"]
 
 

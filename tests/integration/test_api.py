@@ -306,8 +306,8 @@ def listing_for_another_city_is_upstream_changed():
 @test
 def unknown_path():
     with scenario() as (fake, d):
-        for path in ("/", "/nope", "/movie?city=beijing", "/api/movies?city=beijing",
-                     "/healthz/extra", "/moviesx"):
+        for path in ("/index.html", "/nope", "/movies/events/x", "/movie?city=beijing",
+                     "/api/movies?city=beijing", "/healthz/extra", "/moviesx"):
             expect_error(d.get(path), 404, "not_found", path)
         expect_eq(fake.total, 0, "upstream requests")
 

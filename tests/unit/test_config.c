@@ -123,8 +123,9 @@ static void test_defaults(void)
     CHECK_INT(c.redis_timeout_ms, 250);
     CHECK_INT(c.expected_replicas, 3);
     CHECK_STR(c.public_url, "");
-    CHECK_INT(config_settings_count, 42);
+    CHECK_INT(config_settings_count, 43);
     CHECK_STR(c.cors_origins, "*");
+    CHECK_INT(c.events_heartbeat, 15);
 
     /* The table itself: names unique, help present, live flags as designed. */
     int not_live = 0;
