@@ -5,6 +5,8 @@ kinds share; `kind=later` is the default and the answer of before; any other kin
 `400 invalid_kind`. The two kinds of a city are cached, single-flighted and revalidated apart,
 and a movie in both lists has its page fetched once."""
 
+import xml.etree.ElementTree as ET
+
 from harness import (expect, expect_answer, expect_eq, expect_error, expect_movie,
                      get_in_background, listing_path, run, scenario, subject_path, test,
                      wait_until)
@@ -194,6 +196,38 @@ def nowplaying_upstream_faults():
         fake.remove_city("shenzhen")
         expect_error(d.get("/movies?city=shenzhen&kind=nowplaying"), 404, "unknown_city")
         expect_answer(d.get(NOWPLAYING), fake, "beijing", "nowplaying")
+
+
+@test
+def feeds_take_kind():
+    """The calendar and feeds take kind like /movies: kind=nowplaying's Atom and RSS list the
+    now-playing movies under a title and ids of their own (a movie in both lists has two
+    entries that do not collide), kind=later's are the default's, and a bad kind is
+    400 invalid_kind for every representation."""
+    atom = "{http://www.w3.org/2005/Atom}"
+    with scenario() as (fake, d):
+        ids = [str(i) for i in fake.nowplaying_ids_of("beijing")]
+
+        def entries(path):
+            r = d.get(path)
+            expect_eq(r.status, 200, path)
+            return ET.fromstring(r.body)
+        now = entries("/movies.atom?city=beijing&kind=nowplaying")
+        later = entries("/movies.atom?city=beijing")
+        expect_eq(entries("/movies.atom?city=beijing&kind=later").findtext(atom + "id"),
+                  later.findtext(atom + "id"), "kind=later's feed id")
+        expect(now.findtext(atom + "title").startswith("正在上映"),
+               "now playing's feed title %r" % now.findtext(atom + "title"))
+        expect(later.findtext(atom + "title").startswith("即将上映"),
+               "coming soon's feed title %r" % later.findtext(atom + "title"))
+        now_ids = [e.findtext(atom + "id") for e in now.findall(atom + "entry")]
+        later_ids = {e.findtext(atom + "id") for e in later.findall(atom + "entry")}
+        expect_eq([i.rsplit("/", 1)[1] for i in now_ids], ids, "now-playing entries")
+        expect_eq(set(now_ids) & later_ids, set(), "entry ids shared by the two kinds")
+        rss = ET.fromstring(d.get("/movies.rss?city=beijing&kind=nowplaying").body)
+        expect_eq([g.text.rsplit("/", 1)[1] for g in rss.iter("guid")], ids, "RSS items")
+        for path in ("/movies.ics", "/movies.atom", "/movies.rss"):
+            expect_error(d.get(path + "?city=beijing&kind=soon"), 400, "invalid_kind", path)
 
 
 if __name__ == "__main__":
