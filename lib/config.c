@@ -578,7 +578,15 @@ int config_set(struct config *c, const struct setting *s, const char *value, con
         copy = xstrdup(value);
         break;
     case SETTING_ORIGIN_LIST: {
-        char why[200];
+        char why[200], shown_buf[VALUE_SHOWN_MAX];
+        /* Origins are ASCII: anything else is refused before cors_check quotes a part. */
+        for (const unsigned char *p = (const unsigned char *)value; *p != '\0'; p++) {
+            if ((*p < 0x20 && *p != '\t') || *p >= 0x7F) {
+                errorf(err, errlen, "%s: '%s' is not a list of origins (printable ASCII only)",
+                       source, shown(value, shown_buf));
+                return -1;
+            }
+        }
         if (cors_check(value, why, sizeof why) != 0) {
             errorf(err, errlen, "%s: %s", source, why);
             return -1;

@@ -261,6 +261,12 @@ static void test_text_settings(void)
     CHECK_INT(set_flag(&c, "user_agent", "tab\there", err, sizeof err), -1);
     CHECK_INT(set_flag(&c, "user_agent", "del\x7f", err, sizeof err), -1);
     CHECK_STR(c.user_agent, "电影 bot");
+    /* cors_origins quotes a bad origin: a control byte or a broken UTF-8 sequence in it is
+     * refused, escaped, before any part is quoted. */
+    CHECK_INT(set_flag(&c, "cors_origins", "https://a.example\n\xfc", err, sizeof err), -1);
+    CHECK_STR(err, "--cors-origins: 'https://a.example\\x0a\\xfc' is not a list of origins "
+                   "(printable ASCII only)");
+    CHECK_INT(set_flag(&c, "cors_origins", "https://a.example\thttps://b.example", err, sizeof err), 0);
     config_free(&c);
 }
 
