@@ -57,12 +57,12 @@ LABEL org.opencontainers.image.title="moviesd" \
       org.opencontainers.image.version="$VERSION" \
       org.opencontainers.image.revision="$REVISION" \
       org.opencontainers.image.source="$SOURCE"
-# A numeric user with no entry in /etc/passwd: no shell, no home, and runtimes that check
-# "non-root" can tell from the number alone.
 # The poster cache: the one thing the daemon writes, in a volume of its own (the root
 # stays read-only), kept across container restarts while the volume is.
 RUN mkdir -p /var/cache/moviesd && chown 10001:10001 /var/cache/moviesd && chmod 0700 /var/cache/moviesd
 VOLUME ["/var/cache/moviesd"]
+# A numeric user with no entry in /etc/passwd: no shell, no home, and runtimes that check
+# "non-root" can tell from the number alone.
 USER 10001:10001
 ENV MOVIESD_LISTEN=0.0.0.0:8080 \
     MOVIESD_POSTER_CACHE_DIR=/var/cache/moviesd
