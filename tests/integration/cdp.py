@@ -49,10 +49,10 @@ class Page:
         self.session = session
         self.events = []
 
-    def call(self, method, timeout=10.0, **params):
+    def call(self, method, timeout=30.0, **params):
         return self.browser.call(method, timeout=timeout, session=self.session, **params)
 
-    def evaluate(self, expression, timeout=10.0):
+    def evaluate(self, expression, timeout=30.0):
         r = self.call("Runtime.evaluate", timeout=timeout, expression=expression, returnByValue=True)
         if "exceptionDetails" in r:
             raise CdpError("evaluate %r: %r" % (expression, r["exceptionDetails"]))
@@ -134,7 +134,9 @@ class Chromium:
                         self.pages[msg["sessionId"]].events.append(msg)
                     self.cond.notify_all()
 
-    def call(self, method, timeout=10.0, session=None, **params):
+    # 30 s: a cold Chromium on two busy cores (the TSan suite beside it) once took over
+    # 10 s to open its first tab.
+    def call(self, method, timeout=30.0, session=None, **params):
         with self.cond:
             self.next_id += 1
             mid = self.next_id
