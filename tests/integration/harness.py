@@ -94,6 +94,39 @@ class TempDir:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+# --- many clients at once (the politeness tests) -------------------------------------
+
+def get_when_released(port, source_ip, path, timeout, barrier):
+    """Connects to the daemon from source_ip, waits at barrier, then GETs path: (monotonic
+    time the whole answer was in, Response), or (time, exception). Connected beforehand, the
+    clients' requests leave together."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout,
+                                      source_address=(source_ip, 0))
+    try:
+        try:
+            conn.connect()
+        finally:
+            barrier.wait()
+        conn.request("GET", path)
+        r = conn.getresponse()
+        body = r.read()
+        return time.monotonic(), Response(r.status, r.getheaders(), body)
+    except (OSError, http.client.HTTPException) as e:
+        return time.monotonic(), e
+    finally:
+        conn.close()
+
+
+def most_in_window(starts, width=60.0):
+    """The most of the sorted starts within any half-open window [t, t + width)."""
+    best, j = 0, 0
+    for i, t in enumerate(starts):
+        while j < len(starts) and starts[j] < t + width:
+            j += 1
+        best = max(best, j - i)
+    return best
+
+
 def wait_until(pred, timeout, msg="condition", interval=0.01):
     """Polls pred() until it returns a true value (returned) or timeout seconds pass."""
     deadline = time.monotonic() + timeout

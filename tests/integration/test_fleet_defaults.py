@@ -15,13 +15,12 @@ about 50 s at 2-3 s apart, longer than request_deadline (30 s): the clients whos
 comes later get 504 upstream_timeout at their deadline, and their city is still scraped and
 shared; the test asks every city once more, through another replica, at the end."""
 
-import http.client
 import threading
 import time
 
 from fake_process import FakeProcess
-from harness import (Response, expect, expect_eq, get_metrics, listing_path, metric, run,
-                     running, test, wait_until)
+from harness import (Response, expect, expect_eq, get_metrics, get_when_released, listing_path,
+                     metric, most_in_window, run, running, test, wait_until)
 from redis_support import RedisServer, require_redis
 
 MIN_INTERVAL = 2.0          # min_request_interval_ms 2000
@@ -41,35 +40,6 @@ CITIES = ["beijing", "shanghai", "guangzhou", "shenzhen", "chengdu", "hangzhou",
           "qingdao", "shenyang", "zhengzhou", "changsha", "jinan"]
 OBSERVE = 62.0              # seconds from the first start: every 60 s window from it
 CLIENT_TIMEOUT = REQUEST_DEADLINE + 15
-
-
-def most_in_window(starts, width=60.0):
-    """The most of the sorted starts within any half-open window [t, t + width)."""
-    best, j = 0, 0
-    for i, t in enumerate(starts):
-        while j < len(starts) and starts[j] < t + width:
-            j += 1
-        best = max(best, j - i)
-    return best
-
-
-def get_when_released(port, source_ip, path, barrier):
-    """GETs path from source_ip once barrier lets every client go: (arrival, Response) or
-    (arrival, exception)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=CLIENT_TIMEOUT,
-                                      source_address=(source_ip, 0))
-    try:
-        try:
-            conn.connect()
-        finally:
-            barrier.wait()
-        conn.request("GET", path)
-        r = conn.getresponse()
-        return time.monotonic(), Response(r.status, r.getheaders(), r.read())
-    except (OSError, http.client.HTTPException) as e:
-        return time.monotonic(), e
-    finally:
-        conn.close()
 
 
 def budget(d, verdict):
@@ -99,7 +69,7 @@ def fleet_run():
 
             def client(k, city):
                 got = get_when_released(replicas[k % REPLICAS].port, "127.0.0.%d" % (2 + k),
-                                        "/movies?city=%s" % city, barrier)
+                                        "/movies?city=%s" % city, CLIENT_TIMEOUT, barrier)
                 with lock:
                     answers[city] = got
             threads = [threading.Thread(target=client, args=(k, c), daemon=True)

@@ -20,14 +20,13 @@ The third shows the limiter is a real threat: with politeness off (FAST) a fake 
 trips, the daemon opens its breaker and stops asking.
 """
 
-import http.client
 import threading
 import time
 
 from fake_process import FakeProcess
 from harness import (FAST, Response, expect, expect_doc, expect_eq, expect_error, fake_upstream,
-                     get_metrics, listing_path, metric, readyz_breaker, run, running, scenario,
-                     test, wait_until)
+                     get_metrics, get_when_released, listing_path, metric, most_in_window,
+                     readyz_breaker, run, running, scenario, test, wait_until)
 
 # The defaults under test (README, "Being polite to Douban"): what the assertions hold the
 # daemon to, not flags given to it.
@@ -49,37 +48,6 @@ CLIENT_TIMEOUT = 45.0       # beyond the default request_deadline of 30 s
 
 DOUBAN_REFERER = "https://movie.douban.com/"
 BROWSER_UA_PREFIX = "Mozilla/5.0 ("
-
-
-def get_when_released(port, source_ip, path, timeout, barrier):
-    """Connects to the daemon from source_ip, waits at barrier, then GETs path: (monotonic
-    time the whole answer was in, Response), or (time, exception). Connected beforehand, the
-    clients' requests leave together."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout,
-                                      source_address=(source_ip, 0))
-    try:
-        try:
-            conn.connect()
-        finally:
-            barrier.wait()
-        conn.request("GET", path)
-        r = conn.getresponse()
-        body = r.read()
-        return time.monotonic(), Response(r.status, r.getheaders(), body)
-    except (OSError, http.client.HTTPException) as e:
-        return time.monotonic(), e
-    finally:
-        conn.close()
-
-
-def most_in_window(starts, width=60.0):
-    """The most of the sorted starts within any half-open window [t, t + width)."""
-    best, j = 0, 0
-    for i, t in enumerate(starts):
-        while j < len(starts) and starts[j] < t + width:
-            j += 1
-        best = max(best, j - i)
-    return best
 
 
 _run = {}
