@@ -1354,33 +1354,24 @@ class FakeDouban:
 
     def _page(self, path):
         """(status, body bytes, extra headers) of the normal answer for path."""
-        m = re.fullmatch(r"/cinema/later/([^/]*)/?", path)
+        m = re.fullmatch(r"/cinema/(later|nowplaying)/([^/]*)/?", path)
         if m:
-            city = m.group(1)
+            kind, city = m.groups()
             if city == "":
-                return 302, b"", [("Location", "/cinema/later/beijing/")]
+                return 302, b"", [("Location", "/cinema/%s/beijing/" % kind)]
             with self.lock:
                 city = self.answered_as.get(city, city)
-            ids = self.city_ids(city)
+            ids = self.city_ids(city) if kind == "later" else self.nowplaying_ids_of(city)
             if ids is None:
                 return 404, NOT_FOUND_HTML.encode(), []
-            with self.lock:
-                offhost = self.cities.get(city, {}).get("offhost", False)
+            if kind == "later":
+                with self.lock:
+                    offhost = self.cities.get(city, {}).get("offhost", False)
+                html = listing_html(city, ids, offhost)
+            else:
+                html = nowplaying_html(city, ids, (self.city_ids(city) or [])[:UPCOMING_SHOWN])
             extra = [("Set-Cookie", "%s; Path=/" % self.cookie)] if self.cookie else []
-            return 200, self._quirked(listing_html(city, ids, offhost), city=city).encode(), extra
-        m = re.fullmatch(r"/cinema/nowplaying/([^/]*)/?", path)
-        if m:
-            city = m.group(1)
-            if city == "":
-                return 302, b"", [("Location", "/cinema/nowplaying/beijing/")]
-            with self.lock:
-                city = self.answered_as.get(city, city)
-            ids = self.nowplaying_ids_of(city)
-            if ids is None:
-                return 404, NOT_FOUND_HTML.encode(), []
-            upcoming = (self.city_ids(city) or [])[:UPCOMING_SHOWN]
-            extra = [("Set-Cookie", "%s; Path=/" % self.cookie)] if self.cookie else []
-            return 200, self._quirked(nowplaying_html(city, ids, upcoming), city=city).encode(), extra
+            return 200, self._quirked(html, city=city).encode(), extra
         m = re.fullmatch(r"/subject/(\d+)/", path)
         if m:
             mid = int(m.group(1))
