@@ -52,7 +52,7 @@
 #include "log.h"
 #include "movie.h"
 #include "metrics.h"
-#include "openapi.h"
+#include "embedded.h"
 #include "page.h"
 #include "pool.h"
 #include "posters.h"
@@ -71,10 +71,6 @@ enum answer_kind {
     ANSWER_STREAM,   /* GET /movies/events */
     ANSWER_PAGE,     /* GET /?city= */
 };
-
-/* The page's script and stylesheet, compiled in from web/ (see CMakeLists.txt). */
-extern const unsigned char page_js[], page_css[];
-extern const size_t page_js_len, page_css_len;
 
 /* One client connection (MHD's socket context). */
 struct conn {
